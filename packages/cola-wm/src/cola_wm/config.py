@@ -1,0 +1,85 @@
+"""DiTConfig: the shape of an ActionConditionedDiT, with named presets."""
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+
+@dataclass
+class DiTConfig:
+    """Hyper-parameters of :class:`cola_wm.ActionConditionedDiT`.
+
+    Frames are ``channels x frame_size x frame_size`` cut into ``patch_size`` patches; one attention window holds at
+    most ``num_frames`` frames. ``action_dim`` is the width of one flattened latent action (tokens x code dim).
+    """
+
+    frame_size: int = 64
+    channels: int = 3
+    patch_size: int = 8
+    num_frames: int = 8
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    action_dim: int = 64
+    action_depth: int = 2
+    action_heads: int = 4
+    action_dropout: float = 0.1
+    time_embed_dim: int = 256
+    norm_eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        positive = ("frame_size", "channels", "patch_size", "num_frames", "width", "depth", "heads", "action_dim",
+                    "action_depth", "action_heads", "time_embed_dim")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"DiTConfig.{name} must be a positive int, got {value!r}")
+        if self.frame_size % self.patch_size:
+            raise ValueError(
+                f"DiTConfig.frame_size ({self.frame_size}) must be a multiple of patch_size ({self.patch_size}); "
+                "pick a patch size that divides the frame size"
+            )
+        if self.width % self.heads or (self.width // self.heads) % 2:
+            raise ValueError(
+                f"DiTConfig.width ({self.width}) must split into {self.heads} heads of even size; "
+                "change width or heads"
+            )
+        if self.width % self.action_heads:
+            raise ValueError(f"DiTConfig.width ({self.width}) must be divisible by action_heads ({self.action_heads})")
+        if self.time_embed_dim % 2:
+            raise ValueError(f"DiTConfig.time_embed_dim must be even, got {self.time_embed_dim}")
+        if not 0.0 <= self.action_dropout < 1.0:
+            raise ValueError(f"DiTConfig.action_dropout must be in [0, 1), got {self.action_dropout}")
+        if self.mlp_ratio <= 0 or self.norm_eps <= 0:
+            raise ValueError("DiTConfig.mlp_ratio and norm_eps must be positive")
+
+    @property
+    def patches_per_side(self) -> int:
+        return self.frame_size // self.patch_size
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.patches_per_side**2
+
+    @property
+    def patch_dim(self) -> int:
+        return self.channels * self.patch_size**2
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "DiTConfig":
+        """``"tiny"``: CPU-sized (about 2.8M parameters, 8 frames of 64x64); ``"base"``: OpenSora-like widths for GPUs."""
+        if name not in _PRESETS:
+            raise ValueError(f"unknown DiTConfig preset {name!r}; choose one of {sorted(_PRESETS)}")
+        return replace(_PRESETS[name], **overrides)
+
+
+_PRESETS = {
+    "tiny": DiTConfig(),
+    "base": DiTConfig(
+        frame_size=64, patch_size=4, num_frames=16, width=1152, depth=28, heads=16,
+        action_depth=6, action_heads=16,
+    ),
+}
