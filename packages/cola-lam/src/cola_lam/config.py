@@ -1,0 +1,94 @@
+"""LAMConfig: every size of the latent action model, with the `tiny` and `base` presets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+@dataclass
+class LAMConfig:
+    """Sizes and training options of the IDM, the vector quantizer and the two-stage LAMDecoder.
+
+    The codebook is shared by the ``tokens_per_action`` tokens of a latent action: ``num_codes`` entries of
+    ``code_dim`` each, so one transition is named by ``num_codes ** tokens_per_action`` combined actions.
+    """
+
+    frame_size: int = 64
+    channels: int = 3
+    patch_size: int = 8
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    tokens_per_action: int = 2
+    code_dim: int = 32
+    num_codes: int = 32
+    beta: float = 0.25
+    use_ema: bool = False
+    ema_decay: float = 0.99
+    l2_normalize: bool = False
+    dead_code_steps: int = 100
+    restart_buffer_size: int = 1024
+    decoder_depth: int = 2
+
+    def __post_init__(self) -> None:
+        positive = (
+            "frame_size",
+            "channels",
+            "patch_size",
+            "width",
+            "depth",
+            "heads",
+            "tokens_per_action",
+            "code_dim",
+            "num_codes",
+            "restart_buffer_size",
+            "decoder_depth",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"LAMConfig.{name} must be a positive integer, got {value!r}.")
+        if self.frame_size % self.patch_size != 0:
+            raise ValueError(
+                f"LAMConfig.frame_size ({self.frame_size}) must be a multiple of "
+                f"patch_size ({self.patch_size})."
+            )
+        if self.width % self.heads != 0:
+            raise ValueError(f"LAMConfig.width ({self.width}) must be divisible by heads ({self.heads}).")
+        if self.mlp_ratio <= 0:
+            raise ValueError(f"LAMConfig.mlp_ratio must be > 0, got {self.mlp_ratio}.")
+        if self.beta < 0:
+            raise ValueError(f"LAMConfig.beta (commitment weight) must be >= 0, got {self.beta}.")
+        if not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"LAMConfig.ema_decay must be in (0, 1), got {self.ema_decay}.")
+        if not isinstance(self.dead_code_steps, int) or self.dead_code_steps < 0:
+            raise ValueError(
+                "LAMConfig.dead_code_steps must be an integer >= 0 (0 disables restarts), "
+                f"got {self.dead_code_steps!r}."
+            )
+
+    @property
+    def action_dim(self) -> int:
+        """Width of one flattened latent action, the world model's action input."""
+        return self.tokens_per_action * self.code_dim
+
+    @property
+    def num_patches(self) -> int:
+        return (self.frame_size // self.patch_size) ** 2
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> LAMConfig:
+        """``tiny`` (~1M-parameter IDM, trains on a laptop CPU) or ``base`` (the paper's 12 x 768 IDM)."""
+        presets = {
+            "tiny": cls(),
+            "base": cls(width=768, depth=12, heads=12, decoder_depth=12),
+        }
+        if name not in presets:
+            raise ValueError(f"Unknown LAMConfig preset {name!r}; choose one of {sorted(presets)}.")
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ValueError(f"Unknown LAMConfig fields {sorted(unknown)}; valid fields are {sorted(known)}.")
+        return replace(presets[name], **overrides)

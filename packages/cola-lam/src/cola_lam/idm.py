@@ -1,0 +1,94 @@
+"""InverseDynamicsModel: a spatio-temporal transformer that reads one latent action per frame transition.
+
+Genie-style: every block attends within a frame (spatial) and then along time for each token position with a
+causal mask. Each frame carries ``tokens_per_action`` learned action-query tokens next to its patches; the
+queries of frame t+1 see frames 0..t+1 and nothing later, and become the latent action of transition (t, t+1).
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from .blocks import MLP, SelfAttention, init_weights, patchify, sincos_embedding
+from .config import LAMConfig
+
+
+def validate_video(video: torch.Tensor, config: LAMConfig) -> None:
+    """Raise ValueError unless ``video`` is a finite float clip ``[B, T>=2, C, H, W]`` matching ``config``."""
+    if not isinstance(video, torch.Tensor):
+        raise ValueError(f"video must be a torch.Tensor [B, T, C, H, W], got {type(video).__name__}.")
+    if video.dim() != 5:
+        raise ValueError(
+            f"video must have shape [B, T, C, H, W] (rank 5), got shape {tuple(video.shape)}; "
+            "add a batch dimension with video.unsqueeze(0) for a single clip."
+        )
+    if not video.is_floating_point():
+        raise ValueError(
+            f"video must be a float tensor with values in [-1, 1], got dtype {video.dtype}; "
+            "convert uint8 frames with frames.float() / 127.5 - 1."
+        )
+    t, c, h, w = video.shape[1:]
+    if t < 2:
+        raise ValueError(f"video needs at least 2 frames (T >= 2) to have a transition, got T={t}.")
+    expected = (config.channels, config.frame_size, config.frame_size)
+    if (c, h, w) != expected:
+        raise ValueError(
+            f"video frames must be [C, H, W] = {list(expected)} (LAMConfig channels, frame_size), "
+            f"got {[c, h, w]}."
+        )
+    if not torch.isfinite(video).all():
+        raise ValueError("video contains NaN or infinite values; clean the input frames.")
+
+
+class SpatioTemporalBlock(nn.Module):
+    """Spatial attention within a frame, causal temporal attention per token position, then an MLP."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.norm_spatial = nn.LayerNorm(width)
+        self.spatial_attn = SelfAttention(width, heads)
+        self.norm_temporal = nn.LayerNorm(width)
+        self.temporal_attn = SelfAttention(width, heads)
+        self.norm_mlp = nn.LayerNorm(width)
+        self.mlp = MLP(width, mlp_ratio)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, s, _ = x.shape
+        spatial = rearrange(self.norm_spatial(x), "b t s w -> (b t) s w")
+        x = x + rearrange(self.spatial_attn(spatial), "(b t) s w -> b t s w", b=b, t=t)
+        temporal = rearrange(self.norm_temporal(x), "b t s w -> (b s) t w")
+        x = x + rearrange(self.temporal_attn(temporal, causal=True), "(b s) t w -> b t s w", b=b, s=s)
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class InverseDynamicsModel(nn.Module):
+    """``video [B, T, C, H, W]`` -> continuous latent actions ``[B, T-1, tokens_per_action, code_dim]``."""
+
+    def __init__(self, config: LAMConfig) -> None:
+        super().__init__()
+        self.config = config
+        patch_dim = config.channels * config.patch_size**2
+        self.patch_embed = nn.Linear(patch_dim, config.width)
+        self.patch_pos = nn.Parameter(torch.randn(config.num_patches, config.width) * 0.02)
+        self.action_queries = nn.Parameter(torch.randn(config.tokens_per_action, config.width) * 0.02)
+        self.blocks = nn.ModuleList(
+            SpatioTemporalBlock(config.width, config.heads, config.mlp_ratio) for _ in range(config.depth)
+        )
+        self.norm = nn.LayerNorm(config.width)
+        self.head = nn.Linear(config.width, config.code_dim)
+        self.apply(init_weights)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        validate_video(video, self.config)
+        b, t = video.shape[:2]
+        patches = self.patch_embed(patchify(video, self.config.patch_size)) + self.patch_pos
+        queries = self.action_queries.expand(b, t, -1, -1).to(patches.dtype)
+        x = torch.cat([queries, patches], dim=2)
+        time_code = sincos_embedding(torch.arange(t, device=video.device), self.config.width)
+        x = x + time_code[None, :, None, :].to(x.dtype)
+        for block in self.blocks:
+            x = block(x)
+        actions = x[:, 1:, : self.config.tokens_per_action]
+        return self.head(self.norm(actions))
