@@ -1,1 +1,7 @@
-"""cola_wm."""
+"""cola_wm: an action-conditioned video diffusion transformer trained with rectified flow."""
+
+from cola_wm.config import DiTConfig
+from cola_wm.dit import ActionConditionedDiT
+from cola_wm.flow import flow_matching_loss, sample
+
+__all__ = ["ActionConditionedDiT", "DiTConfig", "flow_matching_loss", "sample"]

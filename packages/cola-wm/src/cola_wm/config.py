@@ -21,6 +21,7 @@ class DiTConfig:
     heads: int = 4
     mlp_ratio: float = 4.0
     action_dim: int = 64
+    action_width: int = 64
     action_depth: int = 2
     action_heads: int = 4
     action_dropout: float = 0.1
@@ -29,7 +30,7 @@ class DiTConfig:
 
     def __post_init__(self) -> None:
         positive = ("frame_size", "channels", "patch_size", "num_frames", "width", "depth", "heads", "action_dim",
-                    "action_depth", "action_heads", "time_embed_dim")
+                    "action_width", "action_depth", "action_heads", "time_embed_dim")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
@@ -44,8 +45,10 @@ class DiTConfig:
                 f"DiTConfig.width ({self.width}) must split into {self.heads} heads of even size; "
                 "change width or heads"
             )
-        if self.width % self.action_heads:
-            raise ValueError(f"DiTConfig.width ({self.width}) must be divisible by action_heads ({self.action_heads})")
+        if self.action_width % self.action_heads:
+            raise ValueError(
+                f"DiTConfig.action_width ({self.action_width}) must be divisible by action_heads ({self.action_heads})"
+            )
         if self.time_embed_dim % 2:
             raise ValueError(f"DiTConfig.time_embed_dim must be even, got {self.time_embed_dim}")
         if not 0.0 <= self.action_dropout < 1.0:
@@ -80,6 +83,6 @@ _PRESETS = {
     "tiny": DiTConfig(),
     "base": DiTConfig(
         frame_size=64, patch_size=4, num_frames=16, width=1152, depth=28, heads=16,
-        action_depth=6, action_heads=16,
+        action_width=256, action_depth=6, action_heads=4,
     ),
 }

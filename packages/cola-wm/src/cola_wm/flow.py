@@ -1,0 +1,143 @@
+"""Rectified-flow training loss and Euler sampler for ActionConditionedDiT.
+
+Convention: ``x_t = (1 - t) x0 + t eps`` with t=0 data and t=1 noise; the model predicts the velocity
+``dx_t/dt = eps - x0``. Context frames stay clean (the model gives them flow time 0) and carry no loss.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from cola_wm.dit import ActionConditionedDiT
+
+TIME_SAMPLINGS = ("logit_normal", "uniform")
+
+
+def _check_context(num_context: int, frames: int) -> None:
+    if isinstance(num_context, bool) or not isinstance(num_context, int) or not 0 <= num_context < frames:
+        raise ValueError(
+            f"num_context must be an int in [0, {frames}) for a clip of {frames} frames, got {num_context!r}: "
+            "at least one frame must be left to predict"
+        )
+
+
+def _sample_time(batch: int, time_sampling: str, device: torch.device, generator: torch.Generator | None):
+    if time_sampling == "uniform":
+        return torch.rand(batch, device=device, generator=generator)
+    return torch.sigmoid(torch.randn(batch, device=device, generator=generator))
+
+
+def flow_matching_loss(
+    model: ActionConditionedDiT,
+    video: torch.Tensor,
+    actions: torch.Tensor | None = None,
+    num_context: int = 1,
+    time_sampling: str = "logit_normal",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Mean squared velocity error on the non-context frames of ``video [B, T, C, H, W]``.
+
+    One flow time per sample, uniform or logit-normal (sigmoid of a standard normal). In training mode, each sample's
+    actions are swapped for the learned null action with probability ``model.config.action_dropout``, so the same
+    model also learns the unconditional velocity that classifier-free guidance needs.
+    """
+    if time_sampling not in TIME_SAMPLINGS:
+        raise ValueError(f"time_sampling must be one of {TIME_SAMPLINGS}, got {time_sampling!r}")
+    if not isinstance(video, torch.Tensor) or video.dim() != 5:
+        raise ValueError("video must be a tensor [B, T, C, H, W]")
+    batch, frames = video.shape[:2]
+    _check_context(num_context, frames)
+    t = _sample_time(batch, time_sampling, video.device, generator)
+    noise = torch.randn(video.shape, device=video.device, dtype=video.dtype, generator=generator)
+    t_frames = t.to(video.dtype).view(batch, 1, 1, 1, 1)
+    noisy = (1 - t_frames) * video + t_frames * noise
+    x_t = torch.cat([video[:, :num_context], noisy[:, num_context:]], dim=1)
+
+    dropout = model.config.action_dropout
+    if actions is not None and model.training and dropout > 0:
+        drop = torch.rand(batch, device=video.device, generator=generator) < dropout
+        null = model.null_actions(batch, actions.shape[1]).to(actions.dtype)
+        actions = torch.where(drop[:, None, None], null, actions)
+
+    velocity = model(x_t, t, actions, num_context=num_context)
+    target = noise - video
+    return F.mse_loss(velocity[:, num_context:].float(), target[:, num_context:].float())
+
+
+@torch.no_grad()
+def sample(
+    model: ActionConditionedDiT,
+    context: torch.Tensor,
+    actions: torch.Tensor | None = None,
+    num_frames: int | None = None,
+    steps: int = 10,
+    guidance_scale: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Roll out ``num_frames`` frames from ``context [B, k, C, H, W]`` (returned unchanged as the first k frames).
+
+    ``actions [B, num_frames - 1, action_dim]`` are the transition actions (action i leads from frame i to i + 1);
+    ``num_frames`` defaults to ``actions.shape[1] + 1``, or to one window (``config.num_frames``) without actions.
+    Each window integrates Euler steps from noise (t=1) to data (t=0). Past one window the rollout slides: every next
+    window takes the last k frames generated so far as its context and adds up to ``config.num_frames - k`` frames.
+    With actions and ``guidance_scale != 1``, conditional and null-action velocities come from one batched forward
+    and are combined as ``v_uncond + s * (v_cond - v_uncond)``; without actions there is nothing to guide.
+    """
+    config = model.config
+    if not isinstance(context, torch.Tensor) or context.dim() != 5:
+        raise ValueError("context must be a tensor [B, k, C, H, W] of clean frames")
+    batch, k = context.shape[:2]
+    if num_frames is None:
+        num_frames = actions.shape[1] + 1 if actions is not None else config.num_frames
+    if not 1 <= k < num_frames:
+        raise ValueError(f"context has {k} frames; it needs at least 1 and fewer than num_frames ({num_frames})")
+    if k >= config.num_frames:
+        raise ValueError(
+            f"context has {k} frames but a window holds {config.num_frames}; pass only the last "
+            f"{config.num_frames - 1} frames as context"
+        )
+    if actions is not None and (actions.dim() != 3 or tuple(actions.shape[:2]) != (batch, num_frames - 1)):
+        raise ValueError(
+            f"actions must be [B, num_frames - 1, action_dim] = [{batch}, {num_frames - 1}, ...], "
+            f"got {tuple(actions.shape)}"
+        )
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+
+    video = context
+    while video.shape[1] < num_frames:
+        start = video.shape[1] - k
+        new = min(config.num_frames - k, num_frames - video.shape[1])
+        window_actions = None if actions is None else actions[:, start : start + k + new - 1]
+        frames = _generate_window(model, video[:, start:], window_actions, new, steps, guidance_scale, generator)
+        video = torch.cat([video, frames], dim=1)
+    return video
+
+
+def _generate_window(
+    model: ActionConditionedDiT,
+    context: torch.Tensor,
+    actions: torch.Tensor | None,
+    new_frames: int,
+    steps: int,
+    guidance_scale: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    batch, k = context.shape[:2]
+    x = torch.randn(
+        (batch, new_frames, *context.shape[2:]), device=context.device, dtype=context.dtype, generator=generator
+    )
+    guided = actions is not None and guidance_scale != 1.0
+    if guided:
+        actions = torch.cat([actions, model.null_actions(batch, actions.shape[1]).to(actions.dtype)])
+    for step in range(steps):
+        t = 1.0 - step / steps
+        window = torch.cat([context, x], dim=1)
+        if guided:
+            window = torch.cat([window, window])
+        times = torch.full((window.shape[0],), t, device=context.device, dtype=context.dtype)
+        velocity = model(window, times, actions, num_context=k)[:, k:]
+        if guided:
+            conditional, unconditional = velocity.chunk(2)
+            velocity = unconditional + guidance_scale * (conditional - unconditional)
+        x = x - velocity / steps
+    return x
