@@ -1,0 +1,102 @@
+"""Linear probes: how linearly the real actions can be read off the latent actions.
+
+A ridge regression (closed form, float64) from latent-action features to the real action of each transition,
+fitted on train-episode clips and scored on held-out ones. Two feature views: the quantized embeddings
+(tokens_per_action x code_dim, flattened) and the one-hot codes (tokens_per_action x num_codes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from cola_eval.batches import clip_batches
+
+
+@dataclass
+class LinearProbe:
+    weight: torch.Tensor  # [D, A]
+    bias: torch.Tensor  # [A]
+
+    def predict(self, features: torch.Tensor) -> torch.Tensor:
+        return features.double() @ self.weight + self.bias
+
+
+def fit_linear_probe(features: torch.Tensor, targets: torch.Tensor, ridge: float = 1e-3) -> LinearProbe:
+    """Least squares (ridge >= 0 on the weights, never on the bias) from features [N, D] to targets [N, A]."""
+    if features.dim() != 2 or targets.dim() != 2 or features.shape[0] != targets.shape[0]:
+        raise ValueError(
+            f"fit_linear_probe: expected features [N, D] and targets [N, A], got "
+            f"{tuple(features.shape)} and {tuple(targets.shape)}"
+        )
+    if features.shape[0] < 2:
+        raise ValueError(f"fit_linear_probe: need at least 2 samples, got {features.shape[0]}")
+    if ridge < 0:
+        raise ValueError(f"ridge must be >= 0, got {ridge}")
+    x, y = features.double(), targets.double()
+    x_mean, y_mean = x.mean(0), y.mean(0)
+    xc, yc = x - x_mean, y - y_mean
+    gram = xc.T @ xc + ridge * torch.eye(x.shape[1], dtype=x.dtype)
+    # lstsq handles a singular Gram matrix (ridge 0 with collinear features, e.g. one-hot codes).
+    weight = torch.linalg.lstsq(gram, xc.T @ yc).solution
+    return LinearProbe(weight=weight, bias=y_mean - x_mean @ weight)
+
+
+def regression_scores(pred: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    """MSE and R^2 averaged uniformly over target dimensions (a constant dimension scores 1 if predicted
+    exactly, else 0, as scikit-learn's r2_score does)."""
+    pred, targets = pred.double(), targets.double()
+    ss_res = (targets - pred).pow(2).sum(0)
+    ss_tot = (targets - targets.mean(0)).pow(2).sum(0)
+    r2 = torch.where(
+        ss_tot > 0, 1 - ss_res / ss_tot.clamp_min(1e-300), torch.where(ss_res <= 1e-12, 1.0, 0.0).double()
+    )
+    return {"r2": float(r2.mean()), "mse": float((targets - pred).pow(2).mean())}
+
+
+@torch.no_grad()
+def latent_action_features(
+    lam: Any,
+    dataset: Sequence[dict[str, Any]],
+    batch_size: int = 16,
+    max_clips: int | None = None,
+    what: str = "probe",
+) -> dict[str, torch.Tensor]:
+    """Per transition: embeddings [N, tokens*code_dim], one-hot codes [N, tokens*num_codes], real actions
+    [N, A]."""
+    device = next(lam.parameters()).device
+    num_codes = lam.config.num_codes
+    embeddings, one_hots, actions = [], [], []
+    for batch in clip_batches(dataset, batch_size, max_clips, what):
+        out = lam.encode(batch["video"].to(device))
+        embeddings.append(out.quantized.flatten(2).flatten(0, 1).cpu())
+        one_hots.append(F.one_hot(out.indices, num_codes).flatten(2).flatten(0, 1).double().cpu())
+        actions.append(batch["actions"][:, :-1].flatten(0, 1))  # transition i is caused by action i
+    return {"embedding": torch.cat(embeddings), "one_hot": torch.cat(one_hots), "actions": torch.cat(actions)}
+
+
+def probe_latent_actions(
+    lam: Any,
+    train_set: Sequence[dict[str, Any]],
+    test_set: Sequence[dict[str, Any]],
+    ridge: float = 1e-3,
+    batch_size: int = 16,
+    max_clips: int | None = None,
+) -> dict[str, dict[str, float]]:
+    """Fit on train episodes, score on held-out ones, for both feature views; entries carry their counts."""
+    train = latent_action_features(lam, train_set, batch_size, max_clips, "probe train")
+    test = latent_action_features(lam, test_set, batch_size, max_clips, "probe test")
+    results = {}
+    for view in ("embedding", "one_hot"):
+        probe = fit_linear_probe(train[view], train["actions"], ridge)
+        scores = regression_scores(probe.predict(test[view]), test["actions"])
+        results[view] = {
+            **scores,
+            "n_train": int(train["actions"].shape[0]),
+            "n_test": int(test["actions"].shape[0]),
+        }
+    return results

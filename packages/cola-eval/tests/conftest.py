@@ -1,0 +1,31 @@
+import os
+import shutil
+from pathlib import Path
+
+import huggingface_hub.constants
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+torch.set_num_threads(max(1, min(2, int(os.environ.get("OMP_NUM_THREADS", "2")))))
+
+HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture
+def offline_hub(monkeypatch):
+    """Switch the Hub client offline and return a function that puts a file into a hand-made Hub cache,
+    so the hf_hub_download path is tested without network."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+    def populate(cache_dir: Path, repo_id: str, filename: str, source: Path) -> None:
+        repo_dir = cache_dir / f"models--{repo_id.replace('/', '--')}"
+        (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
+        (repo_dir / "refs" / "main").write_text(HUB_COMMIT)
+        snapshot = repo_dir / "snapshots" / HUB_COMMIT
+        snapshot.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, snapshot / filename)
+
+    return populate
