@@ -1,0 +1,352 @@
+"""The LeRobot dataset layout, v2.1: the native on-disk format.
+
+    meta/info.json                 codebase_version, fps, features, path templates, chunks_size
+    meta/episodes.jsonl            one line per episode: episode_index, tasks, length (+ seed for PushT)
+    meta/episodes_stats.jsonl      per-episode min / max / mean / std / count of each feature
+    meta/tasks.jsonl               task_index -> task
+    data/chunk-000/episode_000000.parquet                  one row per frame
+    videos/chunk-000/<camera>/episode_000000.mp4           one video per episode and camera
+
+Written with pyarrow and PyAV, read back the same way, so existing LeRobot v2.x datasets load as they are.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cola_train.data.episode import DatasetError, Episode
+from cola_train.data.video import CODEC, PIXEL_FORMAT, decode_video, encode_video
+
+CODEBASE_VERSION = "v2.1"
+CHUNKS_SIZE = 1000
+DEFAULT_CAMERA = "observation.image"
+DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
+VIDEO_PATH = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
+STATE_KEY = "observation.state"
+ACTION_KEY = "action"
+
+
+@dataclass
+class EpisodeRecord:
+    """What meta/ keeps about one written episode."""
+
+    index: int
+    length: int
+    seed: int | None
+    stats: dict
+    frame_shape: tuple[int, int]
+    action_dim: int
+    state_dim: int
+    action_names: list[str]
+    state_names: list[str]
+
+
+def write_lerobot(
+    root: str | Path,
+    episodes: Sequence[Episode],
+    fps: float,
+    task: str = "",
+    camera: str = DEFAULT_CAMERA,
+) -> Path:
+    """Write `episodes` as a LeRobot v2.1 dataset at `root` (a new or empty directory)."""
+    root = Path(root)
+    if not episodes:
+        raise ValueError("write_lerobot needs at least one episode")
+    records, first = [], 0
+    for episode in episodes:
+        records.append(write_episode_files(root, episode, fps, first, camera))
+        first += len(episode)
+    write_meta(root, records, fps, task, camera)
+    return root
+
+
+def write_episode_files(
+    root: Path, episode: Episode, fps: float, first_index: int, camera: str = DEFAULT_CAMERA
+) -> EpisodeRecord:
+    """Write one episode's parquet rows and video; `first_index` is its first frame's dataset-wide index."""
+    length, chunk = len(episode), episode.index // CHUNKS_SIZE
+    frame_index = np.arange(length, dtype=np.int64)
+    columns = {
+        "timestamp": pa.array((frame_index / fps).astype(np.float32)),
+        "frame_index": pa.array(frame_index),
+        "episode_index": pa.array(np.full(length, episode.index, dtype=np.int64)),
+        "index": pa.array(first_index + frame_index),
+        "task_index": pa.array(np.zeros(length, dtype=np.int64)),
+        "next.done": pa.array(frame_index == length - 1),
+    }
+    for key, values in ((STATE_KEY, episode.states), (ACTION_KEY, episode.actions)):
+        if values.shape[1]:
+            columns[key] = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
+    data_path = root / DATA_PATH.format(episode_chunk=chunk, episode_index=episode.index)
+    data_path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), data_path)
+    video_path = root / VIDEO_PATH.format(episode_chunk=chunk, video_key=camera, episode_index=episode.index)
+    encode_video(video_path, episode.frames, fps)
+    return EpisodeRecord(
+        index=episode.index,
+        length=length,
+        seed=episode.seed,
+        stats=_episode_stats(episode, camera, columns),
+        frame_shape=episode.frames.shape[1:3],
+        action_dim=episode.actions.shape[1],
+        state_dim=episode.states.shape[1],
+        action_names=list(episode.action_names),
+        state_names=list(episode.state_names),
+    )
+
+
+def write_meta(root: Path, records: Sequence[EpisodeRecord], fps: float, task: str, camera: str) -> None:
+    """Write meta/: info.json, episodes.jsonl, episodes_stats.jsonl and tasks.jsonl."""
+    records = sorted(records, key=lambda record: record.index)
+    first = records[0]
+    layouts = {(r.frame_shape, r.action_dim, r.state_dim) for r in records}
+    if len(layouts) > 1:
+        raise ValueError(
+            f"episodes differ in (frame shape, action width, state width): {sorted(layouts)}; a LeRobot "
+            "dataset needs one layout, so write them as separate datasets"
+        )
+    height, width = first.frame_shape
+    scalar = {"shape": [1], "names": None}
+    features: dict[str, dict] = {
+        camera: {
+            "dtype": "video",
+            "shape": [height, width, 3],
+            "names": ["height", "width", "channel"],
+            "info": {
+                "video.fps": float(fps),
+                "video.height": height,
+                "video.width": width,
+                "video.channels": 3,
+                "video.codec": CODEC,
+                "video.pix_fmt": PIXEL_FORMAT,
+                "video.is_depth_map": False,
+                "has_audio": False,
+            },
+        },
+    }
+    for key, columns, names in (
+        (STATE_KEY, first.state_dim, first.state_names),
+        (ACTION_KEY, first.action_dim, first.action_names),
+    ):
+        if columns:
+            features[key] = {"dtype": "float32", "shape": [columns], "names": names or None}
+    features |= {
+        "timestamp": {"dtype": "float32", **scalar},
+        "frame_index": {"dtype": "int64", **scalar},
+        "episode_index": {"dtype": "int64", **scalar},
+        "index": {"dtype": "int64", **scalar},
+        "task_index": {"dtype": "int64", **scalar},
+        "next.done": {"dtype": "bool", **scalar},
+    }
+    info = {
+        "codebase_version": CODEBASE_VERSION,
+        "robot_type": "unknown",
+        "total_episodes": len(records),
+        "total_frames": sum(record.length for record in records),
+        "total_tasks": 1,
+        "total_videos": len(records),
+        "total_chunks": max(record.index for record in records) // CHUNKS_SIZE + 1,
+        "chunks_size": CHUNKS_SIZE,
+        "fps": fps,
+        "splits": {"train": f"0:{len(records)}"},
+        "data_path": DATA_PATH,
+        "video_path": VIDEO_PATH,
+        "features": features,
+    }
+    meta = root / "meta"
+    meta.mkdir(parents=True, exist_ok=True)
+    (meta / "info.json").write_text(json.dumps(info, indent=4))
+    (meta / "tasks.jsonl").write_text(json.dumps({"task_index": 0, "task": task}) + "\n")
+    episode_lines = []
+    for record in records:
+        line = {"episode_index": record.index, "tasks": [task], "length": record.length}
+        if record.seed is not None:
+            line["seed"] = record.seed
+        episode_lines.append(json.dumps(line))
+    (meta / "episodes.jsonl").write_text("\n".join(episode_lines) + "\n")
+    stats_lines = [json.dumps({"episode_index": record.index, "stats": record.stats}) for record in records]
+    (meta / "episodes_stats.jsonl").write_text("\n".join(stats_lines) + "\n")
+
+
+def _episode_stats(episode: Episode, camera: str, columns: dict[str, pa.Array]) -> dict:
+    """LeRobot's per-episode statistics; images per channel in [0, 1], shaped [3, 1, 1]."""
+
+    def summary(values: np.ndarray, axes: tuple[int, ...], keep: tuple[int, ...] = ()) -> dict:
+        values = values.astype(np.float64)
+        reduce = {"axis": axes, "keepdims": bool(keep)}
+        stats = {
+            "min": values.min(**reduce),
+            "max": values.max(**reduce),
+            "mean": values.mean(**reduce),
+            "std": values.std(**reduce),
+        }
+        stats = {name: value.reshape(keep or value.shape).tolist() for name, value in stats.items()}
+        return stats | {"count": [len(values)]}
+
+    frames = episode.frames.transpose(0, 3, 1, 2) / 255.0
+    stats = {camera: summary(frames, (0, 2, 3), (3, 1, 1))}
+    for key, column in columns.items():
+        values = np.asarray(column.flatten() if isinstance(column, pa.FixedSizeListArray) else column)
+        stats[key] = summary(values.reshape(len(episode), -1), (0,))
+    return stats
+
+
+def read_lerobot(root: str | Path, camera: str | None = None) -> list[Episode]:
+    """Load every episode of a LeRobot v2.x dataset.
+
+    `camera` picks the video (or image) feature to load as frames; default: the first in info.json.
+    """
+    root = Path(root)
+    info = _read_info(root)
+    features = info["features"]
+    cameras = [key for key, feature in features.items() if feature.get("dtype") in ("video", "image")]
+    if not cameras:
+        raise DatasetError(
+            f"{root / 'meta/info.json'} declares no video or image feature; nothing to train on"
+        )
+    if camera is None:
+        camera = cameras[0]
+    elif camera not in cameras:
+        raise DatasetError(f"{root / 'meta/info.json'} has no camera {camera!r}; it has {cameras}")
+    fps = float(info["fps"])
+    chunks_size = int(info.get("chunks_size", CHUNKS_SIZE))
+    data_template = info.get("data_path", DATA_PATH)
+    video_template = info.get("video_path", VIDEO_PATH)
+    action_names = _feature_names(features.get(ACTION_KEY))
+    state_names = _feature_names(features.get(STATE_KEY))
+    episodes = []
+    for record in _episode_records(root, info):
+        index = int(record["episode_index"])
+        chunk = index // chunks_size
+        data_path = root / data_template.format(episode_chunk=chunk, episode_index=index)
+        table = _read_parquet(data_path)
+        length = table.num_rows
+        actions = _float_matrix(table, ACTION_KEY, length, data_path)
+        states = _float_matrix(table, STATE_KEY, length, data_path)
+        if features[camera]["dtype"] == "video":
+            video_path = root / video_template.format(
+                episode_chunk=chunk, video_key=camera, episode_index=index
+            )
+            if not video_path.is_file():
+                raise DatasetError(f"missing video {video_path} for episode {index}; re-download the dataset")
+            frames = _frames_at_timestamps(decode_video(video_path), table, fps, video_path)
+        else:
+            frames = _image_column(table, camera, data_path)
+        episodes.append(
+            Episode(
+                frames=frames,
+                actions=actions,
+                states=states,
+                index=index,
+                seed=record.get("seed"),
+                action_names=action_names if len(action_names) == actions.shape[1] else [],
+                state_names=state_names if len(state_names) == states.shape[1] else [],
+                source=data_path,
+            )
+        )
+    return episodes
+
+
+def _read_info(root: Path) -> dict:
+    path = root / "meta" / "info.json"
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise DatasetError(f"cannot read {path} ({error}); is {root} a LeRobot dataset?") from error
+    version = str(info.get("codebase_version", ""))
+    if not version.startswith("v2"):
+        raise DatasetError(
+            f"{path} says codebase_version {version!r}; this reader handles the LeRobot v2.x layout (one "
+            "parquet and one video per episode). Convert the dataset to v2.1 with LeRobot first."
+        )
+    for key in ("fps", "features"):
+        if key not in info:
+            raise DatasetError(f"{path} has no {key!r} entry; it is not a complete LeRobot info.json")
+    return info
+
+
+def _episode_records(root: Path, info: dict) -> list[dict]:
+    path = root / "meta" / "episodes.jsonl"
+    if not path.is_file():
+        return [{"episode_index": index} for index in range(int(info.get("total_episodes", 0)))]
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except json.JSONDecodeError as error:
+        raise DatasetError(
+            f"{path} is not valid JSON lines ({error}); re-create or re-download it"
+        ) from error
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    if not path.is_file():
+        raise DatasetError(f"missing parquet file {path}; re-create or re-download the dataset")
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError) as error:
+        raise DatasetError(
+            f"could not read parquet file {path} ({error}); the file is corrupt or truncated: re-create it "
+            "(re-run the collection or re-download the dataset)"
+        ) from error
+
+
+def _float_matrix(table: pa.Table, key: str, length: int, path: Path) -> np.ndarray:
+    """A list-valued (or scalar) column as float32 [length, D]; [length, 0] when the column is absent."""
+    if key not in table.column_names:
+        return np.zeros((length, 0), dtype=np.float32)
+    column = table.column(key).combine_chunks()
+    if (
+        pa.types.is_list(column.type)
+        or pa.types.is_fixed_size_list(column.type)
+        or pa.types.is_large_list(column.type)
+    ):
+        values = np.asarray(column.flatten(), dtype=np.float32)
+        if length and values.size % length:
+            raise DatasetError(f"{path}: column {key!r} has rows of different widths; expected one width")
+        return values.reshape(length, -1)
+    return np.asarray(column, dtype=np.float32).reshape(length, 1)
+
+
+def _frames_at_timestamps(video: np.ndarray, table: pa.Table, fps: float, path: Path) -> np.ndarray:
+    """The video frame of each parquet row, located by its timestamp."""
+    if "timestamp" in table.column_names:
+        positions = np.rint(np.asarray(table.column("timestamp"), dtype=np.float64) * fps).astype(np.int64)
+    else:
+        positions = np.arange(table.num_rows)
+    if table.num_rows and positions.max() >= len(video):
+        raise DatasetError(
+            f"video {path} has {len(video)} frames but the episode's parquet rows need "
+            f"{positions.max() + 1}; "
+            "the video is truncated: re-create it (re-run the collection or re-download the dataset)"
+        )
+    if np.array_equal(positions, np.arange(len(video))):
+        return video
+    return video[positions]
+
+
+def _image_column(table: pa.Table, key: str, path: Path) -> np.ndarray:
+    """Frames stored in parquet as encoded images (LeRobot's "image" dtype: structs of PNG/JPEG bytes)."""
+    from PIL import Image
+
+    frames = []
+    for cell in table.column(key).to_pylist():
+        data = cell.get("bytes") if isinstance(cell, dict) else cell
+        if not data:
+            raise DatasetError(f"{path}: column {key!r} holds an empty image; re-create the dataset")
+        frames.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+    return np.stack(frames)
+
+
+def _feature_names(feature: dict | None) -> list[str]:
+    """LeRobot writes names as a list, or as a dict holding one list (e.g. {"motors": [...]})."""
+    names = (feature or {}).get("names")
+    if isinstance(names, dict):
+        names = next(iter(names.values()), None)
+    return [str(name) for name in names] if isinstance(names, list) else []

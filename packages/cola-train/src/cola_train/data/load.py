@@ -1,0 +1,62 @@
+"""One entry point that recognises the dataset format at a path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cola_train.data.episode import DatasetError, Episode
+from cola_train.data.hdf5 import read_hdf5
+from cola_train.data.lerobot import read_lerobot
+from cola_train.data.mp4 import find_videos, read_mp4_folder
+
+HDF5_SUFFIXES = (".hdf5", ".h5", ".he5")
+
+
+def detect_format(path: str | Path) -> str:
+    """ "lerobot", "hdf5" or "mp4" for what `path` holds; DatasetError if none of them."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(
+            f"{path} does not exist; give a LeRobot dataset directory, an HDF5 file (or a directory of "
+            "them), or a directory of mp4 videos (make a PushT dataset with "
+            "`cola-train collect pusht --out DIR`)"
+        )
+    if path.is_file():
+        if path.suffix.lower() in HDF5_SUFFIXES:
+            return "hdf5"
+        raise DatasetError(
+            f"{path} is a file of an unknown kind; expected an HDF5 file ({', '.join(HDF5_SUFFIXES)}) or a "
+            "directory holding a LeRobot dataset or mp4 videos"
+        )
+    if (path / "meta" / "info.json").is_file():
+        return "lerobot"
+    if _hdf5_files(path):
+        return "hdf5"
+    if find_videos(path):
+        return "mp4"
+    raise DatasetError(
+        f"{path} holds no dataset: no meta/info.json (LeRobot), no .hdf5 file (robomimic/LIBERO) and no .mp4 "
+        "video; point at a dataset directory or make one with `cola-train collect pusht --out DIR`"
+    )
+
+
+def load_episodes(path: str | Path, camera: str | None = None) -> list[Episode]:
+    """Every episode at `path`, held in memory: a LeRobot v2.x dataset, robomimic/LIBERO HDF5 or mp4 videos.
+
+    `camera` picks the image stream where a format holds several (LeRobot feature key or HDF5 obs key).
+    A directory of HDF5 files loads them all, in name order, with running episode indices.
+    """
+    path = Path(path)
+    kind = detect_format(path)
+    if kind == "lerobot":
+        return read_lerobot(path, camera)
+    if kind == "mp4":
+        return read_mp4_folder(path)
+    episodes: list[Episode] = []
+    for file in [path] if path.is_file() else _hdf5_files(path):
+        episodes += read_hdf5(file, camera, first_index=len(episodes))
+    return episodes
+
+
+def _hdf5_files(root: Path) -> list[Path]:
+    return sorted(file for file in root.iterdir() if file.is_file() and file.suffix.lower() in HDF5_SUFFIXES)

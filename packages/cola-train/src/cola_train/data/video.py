@@ -1,0 +1,49 @@
+"""mp4 (h264) encoding and decoding of uint8 RGB frames with PyAV.
+
+Frames are stored as lossless H.264 in 4:4:4 chroma (libx264, qp 0, yuv444p): the only loss is the RGB <->
+YUV rounding, at most 1 level per channel (mean 0.03 on PushT frames), against a mean of ~1 level and a
+worst case of ~150 for the default 4:2:0 at crf 18, which smears PushT's thin edges and small agent. Any
+ffmpeg-based reader (LeRobot, torchcodec, PyAV) decodes it; a few hardware and browser decoders do not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+from cola_train.data.episode import DatasetError
+
+CODEC = "h264"
+PIXEL_FORMAT = "yuv444p"
+
+
+def encode_video(path: Path, frames: np.ndarray, fps: float) -> None:
+    """Write uint8 [T, H, W, 3] frames to `path` as an h264 mp4."""
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise ValueError(f"frames must be uint8 [T>0, H, W, 3], got {frames.dtype} {list(frames.shape)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=round(fps))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = PIXEL_FORMAT
+        stream.options = {"qp": "0", "preset": "veryfast"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def decode_video(path: Path) -> np.ndarray:
+    """Every frame of the first video stream in `path` as uint8 [T, H, W, 3]; DatasetError if unreadable."""
+    fix = "the file is corrupt or truncated: re-create it (re-run the collection or re-download the dataset)"
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DatasetError(f"{path} holds no video stream; {fix}")
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    except av.FFmpegError as error:
+        raise DatasetError(f"could not decode video {path} ({error}); {fix}") from error
+    if not frames:
+        raise DatasetError(f"video {path} holds no frames; {fix}")
+    return np.stack(frames)
