@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import gymnasium as gym
 import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
+import gymnasium as gym
 import numpy as np
 import pytest
-
 from cola_train.cli import main
 from cola_train.data import (
     Episode,
@@ -25,7 +24,14 @@ def _body_state(env) -> tuple[float, ...]:
     """Every float of the physics a replay must reproduce (positions, velocities, angles)."""
     core = env.unwrapped
     agent, block = core.agent, core.block
-    return (*agent.position, *agent.velocity, *block.position, *block.velocity, block.angle, block.angular_velocity)
+    return (
+        *agent.position,
+        *agent.velocity,
+        *block.position,
+        *block.velocity,
+        block.angle,
+        block.angular_velocity,
+    )
 
 
 def _block_moved(states: np.ndarray) -> np.ndarray:
@@ -61,7 +67,8 @@ def test_rollout_records_frames_actions_and_states():
     assert episode.states.shape == (30, 5) and episode.states.dtype == np.float32
     assert episode.seed == 3
     # delta = target - agent position, in the same pixels as the state
-    np.testing.assert_allclose(episode.actions[:, 2:], episode.actions[:, :2] - episode.states[:, :2], atol=1e-3)
+    delta = episode.actions[:, :2] - episode.states[:, :2]
+    np.testing.assert_allclose(episode.actions[:, 2:], delta, atol=1e-3)
     assert (episode.actions[:, :2] >= 0).all() and (episode.actions[:, :2] <= 512).all()
     assert ((episode.states[:, 4] >= 0) & (episode.states[:, 4] < 2 * np.pi)).all()
 
@@ -141,7 +148,8 @@ def test_collected_dataset_restores_exactly_from_disk(tmp_path):
 
 def test_cli_collects_and_refuses_a_used_directory(tmp_path, capsys):
     out = tmp_path / "cli"
-    argv = ["collect", "pusht", "--episodes", "2", "--out", str(out), "--episode-length", "10", "--workers", "1"]
+    argv = ["collect", "pusht", "--episodes", "2", "--out", str(out), "--episode-length", "10"]
+    argv += ["--workers", "1"]
     assert main(argv) == 0
     assert "wrote 2 episodes (20 frames)" in capsys.readouterr().out
     assert [len(e) for e in load_episodes(out)] == [10, 10]
