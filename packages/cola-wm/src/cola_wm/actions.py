@@ -1,12 +1,14 @@
 """Action conditioning: latent actions -> per-frame shift/scale/gate added to every DiT block's AdaLN.
 
-As in CoLA-World: a small stack of self-attention blocks reads the latent-action sequence, then an MLP maps each
-position to the modulation of every block. Position i of the sequence conditions frame i: a learned start token
-stands at position 0 (frame 0 has no incoming transition), and transition action i sits at position i + 1. The
-attention is causal, so frame i only sees the actions that lead up to it, like the DiT's temporal attention.
+As in CoLA-World: a small stack of self-attention blocks reads the latent-action sequence, then an MLP maps
+each position to the modulation of every block. Position i of the sequence conditions frame i: a learned start
+token stands at position 0 (frame 0 has no incoming transition), and transition action i sits at position i +
+1. The attention is causal, so frame i only sees the actions that lead up to it, like the DiT's temporal
+attention.
 
-The MLP's last layer starts at zero: plugging actions into a pretrained video generator leaves its output unchanged
-at step 0. ``null_action`` is the learned "no action" that classifier-free guidance trains and samples with.
+The MLP's last layer starts at zero: plugging actions into a pretrained video generator leaves its output
+unchanged at step 0. ``null_action`` is the learned "no action" that classifier-free guidance trains and
+samples with.
 """
 
 import torch
@@ -15,7 +17,8 @@ from torch import nn
 from cola_wm.config import DiTConfig
 from cola_wm.layers import Attention, Mlp, sincos_embedding
 
-# shift, scale and gate for each of a DiT block's three sub-layers (spatial attention, temporal attention, MLP)
+# shift, scale and gate for each of a DiT block's three sub-layers (spatial attention, temporal attention,
+# MLP)
 MODULATIONS_PER_BLOCK = 9
 
 

@@ -8,8 +8,9 @@ from typing import Any
 class DiTConfig:
     """Hyper-parameters of :class:`cola_wm.ActionConditionedDiT`.
 
-    Frames are ``channels x frame_size x frame_size`` cut into ``patch_size`` patches; one attention window holds at
-    most ``num_frames`` frames. ``action_dim`` is the width of one flattened latent action (tokens x code dim).
+    Frames are ``channels x frame_size x frame_size`` cut into ``patch_size`` patches; one attention window
+    holds at most ``num_frames`` frames. ``action_dim`` is the width of one flattened latent action (tokens x
+    code dim).
     """
 
     frame_size: int = 64
@@ -29,15 +30,28 @@ class DiTConfig:
     norm_eps: float = 1e-6
 
     def __post_init__(self) -> None:
-        positive = ("frame_size", "channels", "patch_size", "num_frames", "width", "depth", "heads", "action_dim",
-                    "action_width", "action_depth", "action_heads", "time_embed_dim")
+        positive = (
+            "frame_size",
+            "channels",
+            "patch_size",
+            "num_frames",
+            "width",
+            "depth",
+            "heads",
+            "action_dim",
+            "action_width",
+            "action_depth",
+            "action_heads",
+            "time_embed_dim",
+        )
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"DiTConfig.{name} must be a positive int, got {value!r}")
         if self.frame_size % self.patch_size:
             raise ValueError(
-                f"DiTConfig.frame_size ({self.frame_size}) must be a multiple of patch_size ({self.patch_size}); "
+                f"DiTConfig.frame_size ({self.frame_size}) must be a multiple of "
+                f"patch_size ({self.patch_size}); "
                 "pick a patch size that divides the frame size"
             )
         if self.width % self.heads or (self.width // self.heads) % 2:
@@ -47,7 +61,8 @@ class DiTConfig:
             )
         if self.action_width % self.action_heads:
             raise ValueError(
-                f"DiTConfig.action_width ({self.action_width}) must be divisible by action_heads ({self.action_heads})"
+                f"DiTConfig.action_width ({self.action_width}) must be divisible by "
+                f"action_heads ({self.action_heads})"
             )
         if self.time_embed_dim % 2:
             raise ValueError(f"DiTConfig.time_embed_dim must be even, got {self.time_embed_dim}")
@@ -73,16 +88,30 @@ class DiTConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "DiTConfig":
-        """``"tiny"``: CPU-sized (about 2.8M parameters, 8 frames of 64x64); ``"base"``: OpenSora-like widths for GPUs."""
+        """A named configuration, with fields overridden by keyword.
+
+        ``"tiny"``: 8 frames of 64x64, 1.8M backbone + 0.4M action parameters, trains on a CPU.
+        ``"base"``: OpenSora-like widths (1152 wide, 28 deep, 16 heads, ~80M action parameters) for GPUs.
+        """
         if name not in _PRESETS:
             raise ValueError(f"unknown DiTConfig preset {name!r}; choose one of {sorted(_PRESETS)}")
+        unknown = sorted(set(overrides) - set(_PRESETS[name].to_dict()))
+        if unknown:
+            raise ValueError(f"DiTConfig has no fields {unknown}")
         return replace(_PRESETS[name], **overrides)
 
 
 _PRESETS = {
     "tiny": DiTConfig(),
     "base": DiTConfig(
-        frame_size=64, patch_size=4, num_frames=16, width=1152, depth=28, heads=16,
-        action_width=256, action_depth=6, action_heads=4,
+        frame_size=64,
+        patch_size=4,
+        num_frames=16,
+        width=1152,
+        depth=28,
+        heads=16,
+        action_width=256,
+        action_depth=6,
+        action_heads=4,
     ),
 }

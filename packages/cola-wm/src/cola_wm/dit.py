@@ -1,10 +1,11 @@
 """ActionConditionedDiT: a video flow-matching transformer whose AdaLN modulation can take latent actions.
 
-Frames are cut into patches; tokens are kept frame-major, ``[B, T * L, width]`` (token n is patch n % L of frame
-n // L). Each block is AdaLN-Zero (facebookresearch/DiT) around three sub-layers: spatial attention among the L
-patches of a frame, causal temporal attention among the T frames at one patch position, and an MLP. The modulation
-is per frame: context frames are clean and get flow time 0, the frames being generated get the sampled t. Latent
-actions, when given, add their own per-frame shift/scale/gate (``cola_wm.actions``) to every block's modulation.
+Frames are cut into patches; tokens are kept frame-major, ``[B, T * L, width]`` (token n is patch n % L of
+frame n // L). Each block is AdaLN-Zero (facebookresearch/DiT) around three sub-layers: spatial attention
+among the L patches of a frame, causal temporal attention among the T frames at one patch position, and an
+MLP. The modulation is per frame: context frames are clean and get flow time 0, the frames being generated get
+the sampled t. Latent actions, when given, add their own per-frame shift/scale/gate (``cola_wm.actions``) to
+every block's modulation.
 """
 
 from collections.abc import Iterator, Mapping
@@ -31,7 +32,9 @@ class DiTBlock(nn.Module):
         self.spatial_attn = Attention(config.width, config.heads, causal=False)
         self.temporal_attn = Attention(config.width, config.heads, causal=True)
         self.mlp = Mlp(config.width, config.mlp_ratio)
-        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(config.width, MODULATIONS_PER_BLOCK * config.width))
+        self.modulation = nn.Sequential(
+            nn.SiLU(), nn.Linear(config.width, MODULATIONS_PER_BLOCK * config.width)
+        )
 
     def forward(self, x: torch.Tensor, modulation: torch.Tensor, frames: int) -> torch.Tensor:
         """``x [B, T*L, C]``, ``modulation [B, T, 9C]`` (time, plus actions when given)."""
@@ -124,15 +127,17 @@ class ActionConditionedDiT(nn.Module, PyTorchModelHubMixin):
     def load_backbone(self, source: str | Path | Mapping[str, torch.Tensor]) -> list[str]:
         """Load an action-free checkpoint (a state dict, a .safetensors file or a save_pretrained folder).
 
-        Action-conditioning weights in ``source`` are ignored, so the action blocks stay as they are (fresh after
-        construction). Returns the names of the action parameters left untouched.
+        Action-conditioning weights in ``source`` are ignored, so the action blocks stay as they are (fresh
+        after construction). Returns the names of the action parameters left untouched.
         """
         if isinstance(source, (str, Path)):
             path = Path(source)
             if path.is_dir():
                 path = path / "model.safetensors"
             if not path.is_file():
-                raise ValueError(f"no checkpoint at {path}: pass a .safetensors file or a save_pretrained folder")
+                raise ValueError(
+                    f"no checkpoint at {path}: pass a .safetensors file or a save_pretrained folder"
+                )
             source = load_file(str(path))
         own = self.backbone_state_dict()
         state = {k: v for k, v in source.items() if not k.startswith(ACTION_PREFIX)}
@@ -143,7 +148,11 @@ class ActionConditionedDiT(nn.Module, PyTorchModelHubMixin):
                 f"checkpoint does not match this DiTConfig's backbone: missing {missing[:5]}, unexpected "
                 f"{unexpected[:5]}; build the model with the config the checkpoint was trained with"
             )
-        wrong = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if state[k].shape != v.shape]
+        wrong = [
+            f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}"
+            for k, v in own.items()
+            if state[k].shape != v.shape
+        ]
         if wrong:
             raise ValueError(f"checkpoint shapes do not match this DiTConfig: {wrong[:5]}")
         result = self.load_state_dict(state, strict=False)
@@ -178,7 +187,12 @@ class ActionConditionedDiT(nn.Module, PyTorchModelHubMixin):
         out = self.final_layer(tokens, cond)
         side = config.patches_per_side
         return rearrange(
-            out, "b (t h w) (p q c) -> b t c (h p) (w q)", t=frames, h=side, w=side, p=config.patch_size,
+            out,
+            "b (t h w) (p q c) -> b t c (h p) (w q)",
+            t=frames,
+            h=side,
+            w=side,
+            p=config.patch_size,
             q=config.patch_size,
         ).to(x.dtype)
 
@@ -189,7 +203,9 @@ class ActionConditionedDiT(nn.Module, PyTorchModelHubMixin):
         expected = (config.channels, config.frame_size, config.frame_size)
         if not isinstance(x, torch.Tensor) or x.dim() != 5 or tuple(x.shape[2:]) != expected:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must be [B, T, {', '.join(map(str, expected))}] for this DiTConfig, got {got}")
+            raise ValueError(
+                f"x must be [B, T, {', '.join(map(str, expected))}] for this DiTConfig, got {got}"
+            )
         batch, frames = x.shape[:2]
         if not 1 <= frames <= config.num_frames:
             raise ValueError(
@@ -201,7 +217,9 @@ class ActionConditionedDiT(nn.Module, PyTorchModelHubMixin):
         if not isinstance(t, torch.Tensor) or tuple(t.shape) != (batch,):
             raise ValueError(f"t must be a tensor of shape [{batch}] (one flow time per sample)")
         if isinstance(num_context, bool) or not isinstance(num_context, int) or not 0 <= num_context < frames:
-            raise ValueError(f"num_context must be an int in [0, {frames}) for {frames} frames, got {num_context!r}")
+            raise ValueError(
+                f"num_context must be an int in [0, {frames}) for {frames} frames, got {num_context!r}"
+            )
         if not torch.isfinite(x).all() or not torch.isfinite(t).all():
             raise ValueError("x and t must be finite (found NaN or inf)")
         if actions is not None:

@@ -15,7 +15,8 @@ TIME_SAMPLINGS = ("logit_normal", "uniform")
 def _check_context(num_context: int, frames: int) -> None:
     if isinstance(num_context, bool) or not isinstance(num_context, int) or not 0 <= num_context < frames:
         raise ValueError(
-            f"num_context must be an int in [0, {frames}) for a clip of {frames} frames, got {num_context!r}: "
+            f"num_context must be an int in [0, {frames}) for a clip of {frames} frames, "
+            f"got {num_context!r}: "
             "at least one frame must be left to predict"
         )
 
@@ -36,9 +37,9 @@ def flow_matching_loss(
 ) -> torch.Tensor:
     """Mean squared velocity error on the non-context frames of ``video [B, T, C, H, W]``.
 
-    One flow time per sample, uniform or logit-normal (sigmoid of a standard normal). In training mode, each sample's
-    actions are swapped for the learned null action with probability ``model.config.action_dropout``, so the same
-    model also learns the unconditional velocity that classifier-free guidance needs.
+    One flow time per sample, uniform or logit-normal (sigmoid of a standard normal). In training mode, each
+    sample's actions are swapped for the learned null action with probability ``model.config.action_dropout``,
+    so the same model also learns the unconditional velocity that classifier-free guidance needs.
     """
     if time_sampling not in TIME_SAMPLINGS:
         raise ValueError(f"time_sampling must be one of {TIME_SAMPLINGS}, got {time_sampling!r}")
@@ -73,14 +74,16 @@ def sample(
     guidance_scale: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Roll out ``num_frames`` frames from ``context [B, k, C, H, W]`` (returned unchanged as the first k frames).
+    """Roll out ``num_frames`` frames from ``context [B, k, C, H, W]`` (returned unchanged as the first k
+    frames).
 
-    ``actions [B, num_frames - 1, action_dim]`` are the transition actions (action i leads from frame i to i + 1);
-    ``num_frames`` defaults to ``actions.shape[1] + 1``, or to one window (``config.num_frames``) without actions.
-    Each window integrates Euler steps from noise (t=1) to data (t=0). Past one window the rollout slides: every next
-    window takes the last k frames generated so far as its context and adds up to ``config.num_frames - k`` frames.
-    With actions and ``guidance_scale != 1``, conditional and null-action velocities come from one batched forward
-    and are combined as ``v_uncond + s * (v_cond - v_uncond)``; without actions there is nothing to guide.
+    ``actions [B, num_frames - 1, action_dim]`` are the transition actions (action i leads from frame i to i +
+    1); ``num_frames`` defaults to ``actions.shape[1] + 1``, or to one window (``config.num_frames``) without
+    actions. Each window integrates Euler steps from noise (t=1) to data (t=0). Past one window the rollout
+    slides: every next window takes the last k frames generated so far as its context and adds up to
+    ``config.num_frames - k`` frames. With actions and ``guidance_scale != 1``, conditional and null-action
+    velocities come from one batched forward and are combined as ``v_uncond + s * (v_cond - v_uncond)``;
+    without actions there is nothing to guide.
     """
     config = model.config
     if not isinstance(context, torch.Tensor) or context.dim() != 5:
@@ -89,7 +92,9 @@ def sample(
     if num_frames is None:
         num_frames = actions.shape[1] + 1 if actions is not None else config.num_frames
     if not 1 <= k < num_frames:
-        raise ValueError(f"context has {k} frames; it needs at least 1 and fewer than num_frames ({num_frames})")
+        raise ValueError(
+            f"context has {k} frames; it needs at least 1 and fewer than num_frames ({num_frames})"
+        )
     if k >= config.num_frames:
         raise ValueError(
             f"context has {k} frames but a window holds {config.num_frames}; pass only the last "
@@ -108,7 +113,9 @@ def sample(
         start = video.shape[1] - k
         new = min(config.num_frames - k, num_frames - video.shape[1])
         window_actions = None if actions is None else actions[:, start : start + k + new - 1]
-        frames = _generate_window(model, video[:, start:], window_actions, new, steps, guidance_scale, generator)
+        frames = _generate_window(
+            model, video[:, start:], window_actions, new, steps, guidance_scale, generator
+        )
         video = torch.cat([video, frames], dim=1)
     return video
 
@@ -124,7 +131,10 @@ def _generate_window(
 ) -> torch.Tensor:
     batch, k = context.shape[:2]
     x = torch.randn(
-        (batch, new_frames, *context.shape[2:]), device=context.device, dtype=context.dtype, generator=generator
+        (batch, new_frames, *context.shape[2:]),
+        device=context.device,
+        dtype=context.dtype,
+        generator=generator,
     )
     guided = actions is not None and guidance_scale != 1.0
     if guided:

@@ -1,16 +1,17 @@
 """Token layout shared by the fused kernels.
 
-Activations are ``x [B, N, C]`` with frame-major tokens: for a video of T frames of L patches each, N = T * L and
-token ``n`` belongs to frame ``n // L``. A modulation tensor is either per sample, ``[B, C]`` (broadcast over all N
-tokens), or per frame, ``[B, T, C]`` (row ``t`` broadcast over the L tokens of frame ``t``). Either way the kernels see
-``G = B * T`` groups of ``L`` contiguous rows that share one modulation row.
+Activations are ``x [B, N, C]`` with frame-major tokens: for a video of T frames of L patches each, N = T * L
+and token ``n`` belongs to frame ``n // L``. A modulation tensor is either per sample, ``[B, C]`` (broadcast
+over all N tokens), or per frame, ``[B, T, C]`` (row ``t`` broadcast over the L tokens of frame ``t``). Either
+way the kernels see ``G = B * T`` groups of ``L`` contiguous rows that share one modulation row.
 """
 
 import torch
 
 
 def modulation_frames(x: torch.Tensor, modulation: torch.Tensor, name: str) -> int:
-    """Check ``modulation`` against ``x`` and return T, the number of frames it modulates (1 when per sample)."""
+    """Check ``modulation`` against ``x`` and return T, the number of frames it modulates (1 when per
+    sample)."""
     if x.dim() != 3:
         raise ValueError(f"x must be [B, N, C] (frame-major tokens), got shape {tuple(x.shape)}")
     batch, tokens, channels = x.shape
@@ -27,7 +28,8 @@ def modulation_frames(x: torch.Tensor, modulation: torch.Tensor, name: str) -> i
         )
     if frames == 0 or tokens % frames:
         raise ValueError(
-            f"{name} modulates {frames} frames but x has {tokens} tokens, not a whole number of tokens per frame"
+            f"{name} modulates {frames} frames but x has {tokens} tokens, "
+            "not a whole number of tokens per frame"
         )
     return frames
 

@@ -11,14 +11,16 @@ except ImportError:  # triton ships for Linux only; elsewhere the PyTorch refere
 
 HAS_TRITON = triton is not None
 
-# Row blocks a backward program walks through before writing its partial modulation gradient: fewer partial rows
-# to reduce afterwards, at the price of fewer programs.
+# Row blocks a backward program walks through before writing its partial modulation gradient: fewer partial
+# rows to reduce afterwards, at the price of fewer programs.
 BACKWARD_ITERS = 8
 
 
 def require_triton() -> None:
     if not HAS_TRITON:
-        raise RuntimeError("triton is not installed; use the *_reference functions or the dispatchers instead")
+        raise RuntimeError(
+            "triton is not installed; use the *_reference functions or the dispatchers instead"
+        )
 
 
 def tile_shape(channels: int) -> tuple[int, int, int]:

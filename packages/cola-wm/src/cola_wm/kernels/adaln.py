@@ -1,7 +1,7 @@
 """AdaLN modulation: ``LayerNorm(x) * (1 + scale) + shift`` (no affine), one pass over x.
 
-``adaln_modulate_triton`` fuses the normalisation and the modulation in one read and one write of x (forward) and
-one read of x and dy (backward, which also reduces the shift/scale gradients over each frame's tokens).
+``adaln_modulate_triton`` fuses the normalisation and the modulation in one read and one write of x (forward)
+and one read of x and dy (backward, which also reduces the shift/scale gradients over each frame's tokens).
 ``adaln_modulate_reference`` is the same computation in plain PyTorch. See ``_layout`` for the token layout.
 """
 
@@ -9,7 +9,15 @@ import torch
 import torch.nn.functional as F
 
 from cola_wm.kernels._layout import modulation_frames, per_token_view
-from cola_wm.kernels._triton import BACKWARD_ITERS, HAS_TRITON, check_kernel_inputs, require_triton, tile_shape, tl, triton
+from cola_wm.kernels._triton import (
+    BACKWARD_ITERS,
+    HAS_TRITON,
+    check_kernel_inputs,
+    require_triton,
+    tile_shape,
+    tl,
+    triton,
+)
 
 
 def adaln_modulate_reference(
@@ -17,12 +25,14 @@ def adaln_modulate_reference(
 ) -> torch.Tensor:
     """LayerNorm over the last dim of ``x [B, N, C]`` (no affine), then ``* (1 + scale) + shift``.
 
-    ``shift``/``scale`` are ``[B, C]`` or per frame ``[B, T, C]`` (frame-major tokens, N = T * L). Computed in float32,
-    returned in ``x.dtype``.
+    ``shift``/``scale`` are ``[B, C]`` or per frame ``[B, T, C]`` (frame-major tokens, N = T * L). Computed in
+    float32, returned in ``x.dtype``.
     """
     frames = modulation_frames(x, shift, "shift")
     if modulation_frames(x, scale, "scale") != frames:
-        raise ValueError(f"shift {tuple(shift.shape)} and scale {tuple(scale.shape)} must have the same shape")
+        raise ValueError(
+            f"shift {tuple(shift.shape)} and scale {tuple(scale.shape)} must have the same shape"
+        )
     batch, tokens, channels = x.shape
     normed = F.layer_norm(x.float(), (channels,), eps=eps).view(batch, frames, tokens // frames, channels)
     out = normed * (1 + per_token_view(scale, frames).float()) + per_token_view(shift, frames).float()
@@ -33,8 +43,17 @@ if HAS_TRITON:
 
     @triton.jit
     def _adaln_forward_kernel(
-        X, SHIFT, SCALE, Y, MEAN, RSTD, rows_per_group, channels, eps,
-        BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
+        X,
+        SHIFT,
+        SCALE,
+        Y,
+        MEAN,
+        RSTD,
+        rows_per_group,
+        channels,
+        eps,
+        BLOCK_M: tl.constexpr,
+        BLOCK_C: tl.constexpr,
     ):
         group = tl.program_id(0).to(tl.int64)
         rows = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -58,8 +77,19 @@ if HAS_TRITON:
 
     @triton.jit
     def _adaln_backward_kernel(
-        X, SCALE, DY, MEAN, RSTD, DX, DSHIFT_PARTIAL, DSCALE_PARTIAL, rows_per_group, channels,
-        BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, ITERS: tl.constexpr,
+        X,
+        SCALE,
+        DY,
+        MEAN,
+        RSTD,
+        DX,
+        DSHIFT_PARTIAL,
+        DSCALE_PARTIAL,
+        rows_per_group,
+        channels,
+        BLOCK_M: tl.constexpr,
+        BLOCK_C: tl.constexpr,
+        ITERS: tl.constexpr,
     ):
         group = tl.program_id(0).to(tl.int64)
         chunk = tl.program_id(1)
@@ -105,8 +135,18 @@ class _AdaLNModulate(torch.autograd.Function):
         block_m, block_c, num_warps = tile_shape(channels)
         grid = (batch * frames, triton.cdiv(rows_per_group, block_m))
         _adaln_forward_kernel[grid](
-            x, shift_c, scale_c, y, mean, rstd, rows_per_group, channels, eps,
-            BLOCK_M=block_m, BLOCK_C=block_c, num_warps=num_warps,
+            x,
+            shift_c,
+            scale_c,
+            y,
+            mean,
+            rstd,
+            rows_per_group,
+            channels,
+            eps,
+            BLOCK_M=block_m,
+            BLOCK_C=block_c,
+            num_warps=num_warps,
         )
         ctx.save_for_backward(x, scale_c, mean, rstd)
         ctx.frames = frames
@@ -127,8 +167,20 @@ class _AdaLNModulate(torch.autograd.Function):
         dshift_partial = torch.empty(groups, chunks, channels, device=x.device, dtype=torch.float32)
         dscale_partial = torch.empty_like(dshift_partial)
         _adaln_backward_kernel[(groups, chunks)](
-            x, scale, dy, mean, rstd, dx, dshift_partial, dscale_partial, rows_per_group, channels,
-            BLOCK_M=block_m, BLOCK_C=block_c, ITERS=BACKWARD_ITERS, num_warps=num_warps,
+            x,
+            scale,
+            dy,
+            mean,
+            rstd,
+            dx,
+            dshift_partial,
+            dscale_partial,
+            rows_per_group,
+            channels,
+            BLOCK_M=block_m,
+            BLOCK_C=block_c,
+            ITERS=BACKWARD_ITERS,
+            num_warps=num_warps,
         )
         shift_shape, shift_dtype = ctx.shift_meta
         dshift = dshift_partial.sum(1).view(shift_shape).to(shift_dtype)
@@ -139,16 +191,21 @@ class _AdaLNModulate(torch.autograd.Function):
 def adaln_modulate_triton(
     x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, eps: float = 1e-6
 ) -> torch.Tensor:
-    """Fused Triton version of :func:`adaln_modulate_reference` (same signature, same result), differentiable."""
+    """Fused Triton version of :func:`adaln_modulate_reference` (same signature, same result),
+    differentiable."""
     require_triton()
     frames = modulation_frames(x, shift, "shift")
     if modulation_frames(x, scale, "scale") != frames:
-        raise ValueError(f"shift {tuple(shift.shape)} and scale {tuple(scale.shape)} must have the same shape")
+        raise ValueError(
+            f"shift {tuple(shift.shape)} and scale {tuple(scale.shape)} must have the same shape"
+        )
     check_kernel_inputs(x, shift, scale)
     return _AdaLNModulate.apply(x, shift, scale, eps)
 
 
-def adaln_modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def adaln_modulate(
+    x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
     """The fused kernel on CUDA, the PyTorch reference elsewhere."""
     if x.is_cuda and HAS_TRITON:
         return adaln_modulate_triton(x, shift, scale, eps)

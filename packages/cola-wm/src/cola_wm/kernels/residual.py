@@ -1,12 +1,21 @@
 """Gated residual: ``x + gate * y`` in one pass (AdaLN-Zero's gated skip connection).
 
-``gate`` is ``[B, C]`` or per frame ``[B, T, C]`` over frame-major tokens ``x, y [B, N, C]`` (see ``_layout``).
+``gate`` is ``[B, C]`` or per frame ``[B, T, C]`` over frame-major tokens ``x, y [B, N, C]`` (see
+``_layout``).
 """
 
 import torch
 
 from cola_wm.kernels._layout import modulation_frames, per_token_view
-from cola_wm.kernels._triton import BACKWARD_ITERS, HAS_TRITON, check_kernel_inputs, require_triton, tile_shape, tl, triton
+from cola_wm.kernels._triton import (
+    BACKWARD_ITERS,
+    HAS_TRITON,
+    check_kernel_inputs,
+    require_triton,
+    tile_shape,
+    tl,
+    triton,
+)
 
 
 def _check(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> int:
@@ -16,7 +25,8 @@ def _check(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> int:
 
 
 def gated_residual_reference(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-    """``x + gate * y`` with ``gate`` broadcast per sample or per frame; computed in float32, returned in x.dtype."""
+    """``x + gate * y`` with ``gate`` broadcast per sample or per frame; computed in float32, returned in
+    x.dtype."""
     frames = _check(x, y, gate)
     batch, tokens, channels = x.shape
     shape = (batch, frames, tokens // frames, channels)
@@ -28,7 +38,14 @@ if HAS_TRITON:
 
     @triton.jit
     def _gated_residual_forward_kernel(
-        X, Y, GATE, OUT, rows_per_group, channels, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
+        X,
+        Y,
+        GATE,
+        OUT,
+        rows_per_group,
+        channels,
+        BLOCK_M: tl.constexpr,
+        BLOCK_C: tl.constexpr,
     ):
         group = tl.program_id(0).to(tl.int64)
         rows = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -43,8 +60,16 @@ if HAS_TRITON:
 
     @triton.jit
     def _gated_residual_backward_kernel(
-        Y, GATE, DOUT, DY, DGATE_PARTIAL, rows_per_group, channels,
-        BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, ITERS: tl.constexpr,
+        Y,
+        GATE,
+        DOUT,
+        DY,
+        DGATE_PARTIAL,
+        rows_per_group,
+        channels,
+        BLOCK_M: tl.constexpr,
+        BLOCK_C: tl.constexpr,
+        ITERS: tl.constexpr,
     ):
         group = tl.program_id(0).to(tl.int64)
         chunk = tl.program_id(1)
@@ -75,7 +100,15 @@ class _GatedResidual(torch.autograd.Function):
         block_m, block_c, num_warps = tile_shape(channels)
         grid = (batch * frames, triton.cdiv(rows_per_group, block_m))
         _gated_residual_forward_kernel[grid](
-            x, y, gate_c, out, rows_per_group, channels, BLOCK_M=block_m, BLOCK_C=block_c, num_warps=num_warps,
+            x,
+            y,
+            gate_c,
+            out,
+            rows_per_group,
+            channels,
+            BLOCK_M=block_m,
+            BLOCK_C=block_c,
+            num_warps=num_warps,
         )
         ctx.save_for_backward(y, gate_c)
         ctx.frames = frames
@@ -94,15 +127,25 @@ class _GatedResidual(torch.autograd.Function):
         chunks = triton.cdiv(rows_per_group, block_m * BACKWARD_ITERS)
         dgate_partial = torch.empty(batch * frames, chunks, channels, device=y.device, dtype=torch.float32)
         _gated_residual_backward_kernel[(batch * frames, chunks)](
-            y, gate, dout, dy, dgate_partial, rows_per_group, channels,
-            BLOCK_M=block_m, BLOCK_C=block_c, ITERS=BACKWARD_ITERS, num_warps=num_warps,
+            y,
+            gate,
+            dout,
+            dy,
+            dgate_partial,
+            rows_per_group,
+            channels,
+            BLOCK_M=block_m,
+            BLOCK_C=block_c,
+            ITERS=BACKWARD_ITERS,
+            num_warps=num_warps,
         )
         dgate = dgate_partial.sum(1).view(gate.shape).to(gate.dtype)
         return dout.to(ctx.x_dtype), dy, dgate
 
 
 def gated_residual_triton(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-    """Fused Triton version of :func:`gated_residual_reference` (same signature, same result), differentiable."""
+    """Fused Triton version of :func:`gated_residual_reference` (same signature, same result),
+    differentiable."""
     require_triton()
     _check(x, y, gate)
     check_kernel_inputs(x, y, gate)
