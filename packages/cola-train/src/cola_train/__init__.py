@@ -1,1 +1,53 @@
-"""cola_train."""
+"""cola_train: the co-training engine (pretrain, warm-up, joint; two-stage baseline) and its data tools."""
+
+from cola_train.config import (
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    StageConfig,
+    TrainConfig,
+    WarmupConfig,
+    load_config,
+)
+from cola_train.loop import StageOutcome, TrainingDiverged
+from cola_train.pipeline import (
+    build_models,
+    joint,
+    lam_recon,
+    load_dataset,
+    pretrain,
+    run_stages,
+    train,
+    warmup,
+    wm_finetune,
+)
+from cola_train.runs import TrainedRun, load_trained
+from cola_train.stages import CoLAModels, StagePlan, plan_stage
+
+__all__ = [
+    "CoLAModels",
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "StageConfig",
+    "StageOutcome",
+    "StagePlan",
+    "TrainConfig",
+    "TrainedRun",
+    "TrainingDiverged",
+    "WarmupConfig",
+    "build_models",
+    "joint",
+    "lam_recon",
+    "load_config",
+    "load_dataset",
+    "load_trained",
+    "plan_stage",
+    "pretrain",
+    "run_stages",
+    "train",
+    "warmup",
+    "wm_finetune",
+]

@@ -1,0 +1,425 @@
+"""Run configuration: dataclasses, presets, TOML/YAML files and ``key.sub=value`` overrides.
+
+A run is described by one :class:`RunConfig`. Files under ``configs/`` and ``--set`` overrides are applied on
+top of the defaults; any key that does not exist is rejected with the closest valid name, so a typo never
+silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STAGE_NAMES = ("pretrain", "warmup", "joint", "lam_recon", "wm_finetune")
+
+
+@dataclass
+class DataConfig:
+    """Where the clips come from and their shape. ``path`` is any dataset ``cola_train.data.load_episodes``
+    reads.
+    """
+
+    path: str = "data/pusht"
+    clip_length: int = 8
+    frame_skip: int = 1
+    frame_size: int = 64
+    split: str = "train"
+
+
+@dataclass
+class ModelConfig:
+    """Model presets plus per-field overrides (``lam`` keys are LAMConfig fields, ``wm`` keys DiTConfig
+    fields).
+    """
+
+    lam_preset: str = "tiny"
+    wm_preset: str = "tiny"
+    lam: dict[str, Any] = field(default_factory=dict)
+    wm: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """How each step is computed.
+
+    The global batch of ``batch_size`` clips is split into shards of ``micro_batch_size`` clips (0: the whole
+    batch per process); every shard's noise comes from its own generator, so results do not depend on how many
+    processes share the shards.
+    """
+
+    batch_size: int = 8
+    micro_batch_size: int = 0
+    num_context: int = 1
+    time_sampling: str = "logit_normal"
+    crop_scale_min: float = 0.7
+    log_every: int = 10
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    bf16: bool = True
+    device: str = "auto"
+    strategy: str = "ddp"
+    progress: bool = True
+
+
+@dataclass
+class OptimConfig:
+    """AdamW, one learning rate per parameter group; linear warm-up then cosine decay within each stage."""
+
+    lr_lam: float = 7.5e-5
+    lr_action: float = 7.5e-5
+    lr_dit: float = 7.5e-5
+    lr_decoder: float = 7.5e-5
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    warmup_steps: int = 2000
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    ema_decay: float = 0.9999
+
+
+@dataclass
+class StageConfig:
+    """One stage's length and the ablation switches that apply to it.
+
+    ``freeze_lam``: the LAM neither trains nor updates its buffers (joint ablation). ``freeze_wm``: the DiT
+    backbone stays fixed while the action blocks keep training (joint ablation). ``stop_gradient``: the world
+    model's loss does not reach the LAM, which then only sees its VQ loss.
+    """
+
+    steps: int = 0
+    freeze_lam: bool = False
+    freeze_wm: bool = False
+    stop_gradient: bool = False
+
+
+@dataclass
+class WarmupConfig(StageConfig):
+    """The warm-up, with an optional early end once the codebook is healthy and the loss has flattened.
+
+    Every ``adaptive_window`` steps past ``adaptive_min_steps`` the mean loss of the last window is compared
+    with the one before; the stage ends when the relative improvement is below ``adaptive_min_improvement``
+    and the codebook over the last window shows no collapse sign.
+    """
+
+    adaptive: bool = False
+    adaptive_min_steps: int = 500
+    adaptive_window: int = 200
+    adaptive_min_improvement: float = 0.01
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    stages: list[str] = field(default_factory=lambda: ["pretrain", "warmup", "joint"])
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    pretrain: StageConfig = field(default_factory=lambda: StageConfig(steps=1000))
+    warmup: WarmupConfig = field(default_factory=lambda: WarmupConfig(steps=500))
+    joint: StageConfig = field(default_factory=lambda: StageConfig(steps=1000))
+    lam_recon: StageConfig = field(default_factory=lambda: StageConfig(steps=1000))
+    wm_finetune: StageConfig = field(default_factory=lambda: StageConfig(steps=1000))
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def stage(self, name: str) -> StageConfig:
+        return getattr(self, name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        """Build a config from (possibly partial) nested values on top of the defaults; unknown keys are
+        errors.
+        """
+        return _build(cls, values, prefix="", defaults=dataclasses.asdict(cls()))
+
+    @classmethod
+    def preset(cls, name: str) -> RunConfig:
+        if name not in PRESETS:
+            raise ValueError(f"unknown run preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls.from_dict(copy.deepcopy(PRESETS[name]))
+
+
+def validate(config: RunConfig) -> None:
+    for name in config.stages:
+        if name not in STAGE_NAMES:
+            raise ValueError(
+                f"unknown stage {name!r} in stages{_suggest(name, STAGE_NAMES)}; "
+                f"valid stages: {', '.join(STAGE_NAMES)}"
+            )
+    if len(set(config.stages)) != len(config.stages):
+        raise ValueError(f"stages lists a stage twice: {config.stages}; each stage runs once per run")
+    if not config.stages:
+        raise ValueError("stages is empty; list at least one of " + ", ".join(STAGE_NAMES))
+    for name in STAGE_NAMES:
+        if config.stage(name).steps < 0:
+            raise ValueError(f"{name}.steps must be >= 0, got {config.stage(name).steps}")
+    train = config.train
+    if train.batch_size <= 0:
+        raise ValueError(f"train.batch_size must be positive, got {train.batch_size}")
+    if train.micro_batch_size < 0 or (train.micro_batch_size and train.batch_size % train.micro_batch_size):
+        raise ValueError(
+            f"train.micro_batch_size ({train.micro_batch_size}) must divide train.batch_size "
+            f"({train.batch_size}); 0 means one shard per process"
+        )
+    if train.time_sampling not in ("logit_normal", "uniform"):
+        raise ValueError(
+            f"train.time_sampling must be 'logit_normal' or 'uniform', got {train.time_sampling!r}"
+        )
+    if not 0.0 < train.crop_scale_min <= 1.0:
+        raise ValueError(
+            f"train.crop_scale_min must be in (0, 1] (1 disables crops), got {train.crop_scale_min}"
+        )
+    if train.strategy not in ("ddp", "fsdp"):
+        raise ValueError(f"train.strategy must be 'ddp' or 'fsdp', got {train.strategy!r}")
+    if train.log_every <= 0 or train.checkpoint_every <= 0 or train.keep_checkpoints <= 0:
+        raise ValueError(
+            "train.log_every, train.checkpoint_every and train.keep_checkpoints must be positive"
+        )
+    if not 1 <= train.num_context < config.data.clip_length:
+        raise ValueError(
+            f"train.num_context ({train.num_context}) must be in [1, data.clip_length - 1] "
+            f"(clip_length {config.data.clip_length})"
+        )
+    if config.data.clip_length < 2:
+        raise ValueError(f"data.clip_length must be >= 2 (one transition), got {config.data.clip_length}")
+    optim = config.optim
+    if len(optim.betas) != 2:
+        raise ValueError(f"optim.betas must hold two numbers, got {optim.betas}")
+    if not 0.0 <= optim.ema_decay < 1.0:
+        raise ValueError(f"optim.ema_decay must be in [0, 1), got {optim.ema_decay}")
+    if not 0.0 <= optim.min_lr_ratio <= 1.0:
+        raise ValueError(f"optim.min_lr_ratio must be in [0, 1], got {optim.min_lr_ratio}")
+    for key in ("lr_lam", "lr_action", "lr_dit", "lr_decoder"):
+        if getattr(optim, key) <= 0:
+            raise ValueError(f"optim.{key} must be positive, got {getattr(optim, key)}")
+
+
+def _suggest(name: str, choices: Any) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _build(cls: type, values: Any, prefix: str, defaults: dict[str, Any]) -> Any:
+    if not isinstance(values, dict):
+        raise ValueError(f"config section {prefix.rstrip('.') or '<root>'} must be a table, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in fields:
+            raise ValueError(
+                f"unknown config key {prefix + key!r}{_suggest(key, fields)}; "
+                f"valid keys here: {', '.join(sorted(fields))}"
+            )
+    kwargs: dict[str, Any] = {}
+    for key in fields:
+        kind = _field_type(cls, key)
+        if dataclasses.is_dataclass(kind):
+            kwargs[key] = _build(kind, values.get(key, {}), prefix + key + ".", defaults[key])
+        elif key in values:
+            kwargs[key] = _coerce(values[key], kind, prefix + key)
+        else:
+            kwargs[key] = copy.deepcopy(defaults[key])
+    return cls(**kwargs)
+
+
+def _field_type(cls: type, name: str) -> Any:
+    import typing
+
+    return typing.get_type_hints(cls)[name]
+
+
+def _coerce(value: Any, kind: Any, key: str) -> Any:
+    import typing
+
+    origin = typing.get_origin(kind) or kind
+    if origin is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    expected = {int: int, float: float, str: str, bool: bool, list: list, dict: dict}.get(origin)
+    if expected is None:
+        return value
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if not ok:
+        raise ValueError(
+            f"config key {key!r} expects {expected.__name__}, got {value!r} ({type(value).__name__})"
+        )
+    return value
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, preset: str | None = None
+) -> RunConfig:
+    """A config from a preset (default: the built-in defaults), then a TOML/YAML file, then ``key=value``
+    overrides.
+    """
+    values: dict[str, Any] = copy.deepcopy(PRESETS[preset]) if preset else {}
+    if preset and preset not in PRESETS:
+        raise ValueError(f"unknown run preset {preset!r}; choose one of {sorted(PRESETS)}")
+    if path is not None:
+        _merge(values, read_config_file(path))
+    for override in overrides or []:
+        key, value = parse_override(override)
+        _set_path(values, key, value)
+    return RunConfig.from_dict(values)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist; pass a TOML or YAML file (see configs/)")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            values = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(text) or {}
+        elif path.suffix == ".json":
+            values = json.loads(text)
+        else:
+            raise ValueError(f"config file {path} must end in .toml, .yaml, .yml or .json")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"config file {path} is not valid: {error}") from error
+    except Exception as error:
+        if type(error).__module__.startswith("yaml"):
+            raise ValueError(f"config file {path} is not valid YAML: {error}") from error
+        raise
+    if not isinstance(values, dict):
+        raise ValueError(f"config file {path} must hold a table of settings, got {type(values).__name__}")
+    return values
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"optim.lr_dit=1e-4"`` -> ``("optim.lr_dit", 1e-4)``; values parse as TOML, else stay strings."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} must look like key.sub=value (e.g. optim.lr_dit=1e-4)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ValueError(f"override {text!r} has no key")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key, value
+
+
+def _set_path(values: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node: Any = values
+    cls: Any = RunConfig
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if cls is not None:
+            fields = {f.name for f in dataclasses.fields(cls)}
+            if part not in fields:
+                where = ".".join(parts[:depth]) or "<root>"
+                raise ValueError(
+                    f"unknown config key {dotted!r}: {where} has no {part!r}"
+                    f"{_suggest(part, fields)}; valid keys there: {', '.join(sorted(fields))}"
+                )
+            kind = _field_type(cls, part)
+            cls = kind if dataclasses.is_dataclass(kind) else None
+        if last:
+            node[part] = value
+        else:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"cannot set {dotted!r}: {'.'.join(parts[: depth + 1])} is not a table")
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and key not in ("lam", "wm"):
+            _merge(base[key], value)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Human-readable ``key: saved -> current`` lines for every key whose value differs."""
+    old, new = flatten(saved), flatten(current)
+    return [
+        f"{key}: {old.get(key, '<unset>')!r} -> {new.get(key, '<unset>')!r}"
+        for key in sorted(set(old) | set(new))
+        if old.get(key, "<unset>") != new.get(key, "<unset>")
+    ]
+
+
+# Built-in presets; configs/quickstart.toml and configs/paper.toml hold the
+# same values (a test keeps them equal).
+PRESETS: dict[str, dict[str, Any]] = {
+    "quickstart": {
+        "seed": 0,
+        "stages": ["pretrain", "warmup", "joint"],
+        "data": {"path": "data/pusht-quickstart", "clip_length": 6, "frame_skip": 1, "frame_size": 64},
+        "model": {"lam_preset": "tiny", "wm_preset": "tiny"},
+        "train": {"batch_size": 8, "log_every": 10, "checkpoint_every": 200, "crop_scale_min": 0.7},
+        "optim": {
+            "lr_lam": 1e-3,
+            "lr_action": 1e-3,
+            "lr_dit": 1e-3,
+            "lr_decoder": 1e-3,
+            "warmup_steps": 50,
+            "min_lr_ratio": 0.1,
+            "grad_clip": 1.0,
+            "ema_decay": 0.99,
+            "weight_decay": 0.0,
+        },
+        "pretrain": {"steps": 1200},
+        "warmup": {"steps": 250},
+        "joint": {"steps": 500},
+    },
+    "paper": {
+        "seed": 0,
+        "stages": ["pretrain", "warmup", "joint"],
+        "data": {"path": "data/pusht", "clip_length": 16, "frame_skip": 1, "frame_size": 256},
+        "model": {"lam_preset": "base", "wm_preset": "base"},
+        "train": {
+            "batch_size": 128,
+            "log_every": 50,
+            "checkpoint_every": 1000,
+            "crop_scale_min": 0.7,
+            "strategy": "fsdp",
+            "bf16": True,
+        },
+        "optim": {
+            "lr_lam": 7.5e-5,
+            "lr_action": 7.5e-5,
+            "lr_dit": 7.5e-5,
+            "lr_decoder": 7.5e-5,
+            "warmup_steps": 2000,
+            "min_lr_ratio": 0.1,
+            "grad_clip": 1.0,
+            "ema_decay": 0.9999,
+            "weight_decay": 0.0,
+        },
+        "pretrain": {"steps": 100000},
+        "warmup": {"steps": 8000},
+        "joint": {"steps": 52000},
+        "lam_recon": {"steps": 30000},
+        "wm_finetune": {"steps": 30000},
+    },
+}

@@ -1,0 +1,429 @@
+"""The one training loop every stage runs through.
+
+Each step is a pure function of (seed, stage, step): the global batch's clip indices come from a generator
+seeded with those three numbers, and every shard of the batch draws its noise, crops and action dropout from
+its own generator seeded with (seed, stage, step, shard). So a resumed run reproduces an uninterrupted one,
+and N processes that split the shards reproduce one process that accumulates them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cola_train.checkpoint import (
+    Checkpoint,
+    capture_rng,
+    checkpoint_path,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    prune_checkpoints,
+    restore_rng,
+    save_checkpoint,
+)
+from cola_train.config import RunConfig
+from cola_train.distributed import DistContext, all_gather_cat, all_reduce_mean, barrier, wrap_model
+from cola_train.metrics_log import MetricsLog
+from cola_train.optim import EMA, build_optimizer, lr_factor, set_learning_rates
+from cola_train.stages import CoLAModels, StagePlan, plan_stage
+
+logger = logging.getLogger("cola_train")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or gradient norm became NaN or infinite; the run stopped before applying that step."""
+
+
+def derive_seed(*numbers: int) -> int:
+    """A 63-bit seed that is a pure function of ``numbers``."""
+    return int(np.random.SeedSequence([int(n) for n in numbers]).generate_state(2, dtype=np.uint64)[0] >> 1)
+
+
+@dataclass
+class Session:
+    """Everything a run shares across stages."""
+
+    config: RunConfig
+    models: CoLAModels
+    dataset: Any
+    context: DistContext
+    run_dir: Path | None = None
+    ema: EMA | None = None
+    global_step: int = 0
+    resume: Checkpoint | None = None
+    log: MetricsLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.ema is None:
+            self.ema = EMA(self.models.wm, self.config.optim.ema_decay)
+        enabled = self.run_dir is not None and self.context.is_main
+        self.log = (
+            MetricsLog(self.run_dir, enabled=enabled)
+            if self.run_dir is not None
+            else MetricsLog(Path("."), enabled=False)
+        )
+
+    @property
+    def checkpoint_dir(self) -> Path | None:
+        return None if self.run_dir is None else self.run_dir / "checkpoints"
+
+
+@dataclass
+class StageOutcome:
+    name: str
+    steps: int
+    final_loss: float | None
+    ended_early: bool = False
+
+
+def parameter_names(models: nn.Module) -> dict[int, str]:
+    return {id(p): name for name, p in models.named_parameters()}
+
+
+def shard_layout(config: RunConfig, context: DistContext) -> tuple[int, int]:
+    """(shard size, shards per process) for the global batch."""
+    batch = config.train.batch_size
+    micro = config.train.micro_batch_size or batch // context.world_size
+    if micro == 0 or batch % micro or (batch // micro) % context.world_size:
+        raise ValueError(
+            f"train.batch_size {batch} must split into shards of train.micro_batch_size "
+            f"{config.train.micro_batch_size or micro} shared evenly by {context.world_size} processes"
+        )
+    return micro, batch // micro // context.world_size
+
+
+def batch_indices(seed: int, stage_index: int, step: int, dataset_size: int, batch_size: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(derive_seed(seed, stage_index, step, 0))
+    return torch.randint(dataset_size, (batch_size,), generator=generator)
+
+
+def load_clips(dataset: Any, indices: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return torch.stack([dataset[int(i)]["video"] for i in indices]).to(device, non_blocking=True)
+
+
+def run_stage(session: Session, name: str) -> StageOutcome:
+    """Run stage ``name`` of ``session.config`` from its start (or from the session's resume checkpoint)."""
+    config, context, models = session.config, session.context, session.models
+    stage_index = config.stages.index(name)
+    stage_config = config.stage(name)
+    plan = plan_stage(name, stage_config)
+    total = stage_config.steps
+    groups = models.prepare(plan)
+    rates = {
+        "lam": config.optim.lr_lam,
+        "action": config.optim.lr_action,
+        "dit": config.optim.lr_dit,
+        "decoder": config.optim.lr_decoder,
+    }
+    optimizer = build_optimizer(groups, rates, config.optim.betas, config.optim.weight_decay)
+    trainable = [p for parameters in groups.values() for p in parameters]
+    names = parameter_names(models)
+    wrapped = wrap_model(models, context, config.train.strategy)
+    micro, shards_per_rank = shard_layout(config, context)
+    adaptive = _AdaptiveWarmup(config, name)
+
+    start = 0
+    resume = session.resume
+    if resume is not None and resume.state["stage"] == name:
+        start = resume.state["step"]
+        optimizer_from_tensors(optimizer, names, resume.group("optim"), resume.state["optim"])
+        adaptive.load(resume.state.get("adaptive"))
+        restore_rng(resume.group("rng"), resume.state["rng"])
+        session.resume = None
+
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if context.device.type == "cuda" and config.train.bf16
+        else contextlib.nullcontext()
+    )
+    progress = _progress_bar(config, context, name, total, start)
+    window = _LogWindow(time.perf_counter())
+    final_loss = None
+    ended_early = False
+    step = start
+    for step in range(start, total):
+        lr = set_learning_rates(
+            optimizer, lr_factor(step, total, config.optim.warmup_steps, config.optim.min_lr_ratio)
+        )
+        indices = batch_indices(config.seed, stage_index, step, len(session.dataset), config.train.batch_size)
+        optimizer.zero_grad(set_to_none=True)
+        parts: dict[str, torch.Tensor] = {}
+        codes = []
+        for local in range(shards_per_rank):
+            shard = context.rank * shards_per_rank + local
+            shard_seed = derive_seed(config.seed, stage_index, step, shard + 1)
+            # The global RNG too, for anything inside the models that does
+            # not take a generator (dead-code restart).
+            torch.manual_seed(shard_seed)
+            generator = torch.Generator(context.device).manual_seed(shard_seed)
+            video = load_clips(session.dataset, indices[shard * micro : (shard + 1) * micro], context.device)
+            sync = (
+                wrapped.no_sync()
+                if isinstance(wrapped, nn.parallel.DistributedDataParallel) and local < shards_per_rank - 1
+                else contextlib.nullcontext()
+            )
+            with sync:
+                with autocast:
+                    out = wrapped(
+                        video,
+                        plan=plan,
+                        generator=generator,
+                        num_context=config.train.num_context,
+                        time_sampling=config.train.time_sampling,
+                        crop_scale_min=config.train.crop_scale_min,
+                    )
+                (out["loss"] / shards_per_rank).backward()
+            for key, value in out.items():
+                if key == "indices":
+                    codes.append(value)
+                elif key != "loss":
+                    parts[key] = parts.get(key, 0.0) + value.float() / shards_per_rank
+            parts["loss"] = parts.get("loss", 0.0) + out["loss"].detach().float() / shards_per_rank
+        losses = {key: all_reduce_mean(value, context).item() for key, value in parts.items()}
+        if not math.isfinite(losses["loss"]):
+            _diverged(session, name, step, f"loss is {losses}")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, config.optim.grad_clip))
+        if not math.isfinite(grad_norm):
+            _diverged(session, name, step, f"gradient norm is {grad_norm} (losses {losses})")
+        optimizer.step()
+        if plan.wm_trains:
+            session.ema.update(models.wm)
+        session.global_step += 1
+        final_loss = losses["loss"]
+
+        step_codes = all_gather_cat(torch.cat(codes).flatten(), context) if codes else None
+        window.add(step_codes)
+        adaptive.add(losses["loss"], step_codes, models)
+        done = step + 1
+        if done % config.train.log_every == 0 or done == total or step == 0:
+            _log_step(session, plan, stage_index, step, losses, grad_norm, lr, window)
+        if progress is not None:
+            progress.set_postfix(loss=f"{losses['loss']:.4f}", refresh=False)
+            progress.update(1)
+        if adaptive.should_stop(done, session, stage_index, step):
+            ended_early = True
+            break
+        if done % config.train.checkpoint_every == 0 and done < total:
+            _save(session, name, done, optimizer, names, adaptive, stage_done=False)
+    if progress is not None:
+        progress.close()
+    steps_run = step + 1 if total > start else start
+    _save(session, name, steps_run, optimizer, names, adaptive, stage_done=True)
+    return StageOutcome(name=name, steps=steps_run, final_loss=final_loss, ended_early=ended_early)
+
+
+def _progress_bar(config: RunConfig, context: DistContext, name: str, total: int, start: int) -> Any:
+    if not (config.train.progress and context.is_main) or total == 0:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, desc=name, dynamic_ncols=True, leave=True)
+
+
+class _LogWindow:
+    """Codes and wall time since the last logged step (codebook stats cover the whole log interval)."""
+
+    def __init__(self, now: float) -> None:
+        self.started = now
+        self.steps = 0
+        self.codes: list[torch.Tensor] = []
+
+    def add(self, codes: torch.Tensor | None) -> None:
+        self.steps += 1
+        if codes is not None:
+            self.codes.append(codes.cpu())
+
+    def drain(self) -> tuple[float, torch.Tensor | None]:
+        now = time.perf_counter()
+        rate = self.steps / max(now - self.started, 1e-9)
+        codes = torch.cat(self.codes) if self.codes else None
+        self.started, self.steps, self.codes = now, 0, []
+        return rate, codes
+
+
+def _codebook_record(codes: torch.Tensor, num_codes: int) -> tuple[dict[str, float], list[str]]:
+    from cola_lam import codebook_stats, collapse_warnings
+
+    stats = codebook_stats(codes, num_codes)
+    record = {
+        "utilization": stats.utilization,
+        "entropy": stats.entropy,
+        "perplexity": stats.perplexity,
+        "max_share": stats.max_share,
+    }
+    return record, collapse_warnings(stats)
+
+
+def _log_step(
+    session: Session,
+    plan: StagePlan,
+    stage_index: int,
+    step: int,
+    losses: dict[str, float],
+    grad_norm: float,
+    lr: dict[str, float],
+    window: _LogWindow,
+) -> None:
+    steps_per_s, codes = window.drain()
+    record: dict[str, Any] = {
+        "stage": plan.name,
+        "stage_index": stage_index,
+        "step": step,
+        "global_step": session.global_step,
+        **losses,
+        "grad_norm": grad_norm,
+        "lr": lr,
+        "steps_per_s": steps_per_s,
+    }
+    if codes is not None:
+        stats, warnings = _codebook_record(codes, session.models.lam.config.num_codes)
+        record.update(stats)
+        record["collapse"] = bool(warnings)
+        if warnings:
+            record["collapse_warnings"] = warnings
+            session.log.event(
+                {"event": "codebook_collapse", "stage": plan.name, "step": step},
+                f"codebook collapse signs in {plan.name} at step {step}: " + "; ".join(warnings),
+                level=logging.WARNING,
+            )
+    session.log.log(record, session.global_step)
+
+
+class _AdaptiveWarmup:
+    """Ends the warm-up once the codebook is healthy and the loss has flattened (see WarmupConfig)."""
+
+    def __init__(self, config: RunConfig, name: str) -> None:
+        warmup = config.warmup
+        self.enabled = name == "warmup" and warmup.adaptive
+        self.window = warmup.adaptive_window
+        self.min_steps = max(warmup.adaptive_min_steps, 2 * warmup.adaptive_window)
+        self.threshold = warmup.adaptive_min_improvement
+        self.losses: deque[float] = deque(maxlen=2 * self.window)
+        self.usage: deque[list[int]] = deque(maxlen=self.window)
+
+    def add(self, loss: float, codes: torch.Tensor | None, models: CoLAModels) -> None:
+        if not self.enabled:
+            return
+        self.losses.append(loss)
+        if codes is not None:
+            self.usage.append(torch.bincount(codes.cpu(), minlength=models.lam.config.num_codes).tolist())
+
+    def should_stop(self, done: int, session: Session, stage_index: int, step: int) -> bool:
+        if not self.enabled or done < self.min_steps or done % self.window:
+            return False
+        from cola_lam import CodebookStats, collapse_warnings
+
+        previous = sum(list(self.losses)[: self.window]) / self.window
+        recent = sum(list(self.losses)[self.window :]) / self.window
+        improvement = (previous - recent) / max(abs(previous), 1e-12)
+        stats = CodebookStats.from_counts(torch.tensor(self.usage).sum(0))
+        warnings = collapse_warnings(stats)
+        stop = improvement < self.threshold and not warnings
+        reason = (
+            f"loss improved {improvement:.4f} (< {self.threshold}) over the last {self.window} steps and "
+            "the codebook is healthy"
+            if stop
+            else f"continuing: loss improved {improvement:.4f} (threshold {self.threshold}), codebook "
+            + ("; ".join(warnings) if warnings else "healthy")
+        )
+        session.log.event(
+            {
+                "event": "adaptive_warmup_check",
+                "stage": "warmup",
+                "stage_index": stage_index,
+                "step": step,
+                "improvement": improvement,
+                "utilization": stats.utilization,
+                "entropy": stats.entropy,
+                "max_share": stats.max_share,
+                "stop": stop,
+            },
+            f"adaptive warm-up at step {done}: " + ("ending, " if stop else "") + reason,
+        )
+        return stop
+
+    def state(self) -> dict[str, Any] | None:
+        return {"losses": list(self.losses), "usage": list(self.usage)} if self.enabled else None
+
+    def load(self, state: dict[str, Any] | None) -> None:
+        if self.enabled and state:
+            self.losses.extend(state["losses"])
+            self.usage.extend(state["usage"])
+
+
+def _diverged(session: Session, name: str, step: int, what: str) -> None:
+    from cola_train.checkpoint import latest_checkpoint
+
+    last = latest_checkpoint(session.checkpoint_dir) if session.checkpoint_dir else None
+    keep = (
+        f"the last good checkpoint is {last}; resume from it with --resume after lowering the learning "
+        "rate or changing the seed"
+        if last
+        else "no checkpoint was written yet"
+    )
+    message = f"training diverged in stage {name!r} at step {step}: {what}; the step was not applied; {keep}"
+    session.log.event({"event": "diverged", "stage": name, "step": step}, message, level=logging.ERROR)
+    raise TrainingDiverged(message)
+
+
+def model_tensors(session: Session) -> dict[str, dict[str, torch.Tensor]]:
+    models = session.models
+    groups = {"lam": models.lam.state_dict(), "wm": models.wm.state_dict(), "ema": session.ema.state_dict()}
+    if models.decoder is not None:
+        groups["decoder"] = models.decoder.state_dict()
+    return groups
+
+
+def _save(
+    session: Session,
+    name: str,
+    step: int,
+    optimizer: torch.optim.Optimizer,
+    names: dict[int, str],
+    adaptive: _AdaptiveWarmup,
+    stage_done: bool,
+) -> None:
+    """Checkpoint after ``step`` steps of stage ``name`` (rank 0 writes; everyone waits)."""
+    if session.checkpoint_dir is None:
+        return
+    if session.context.is_main:
+        optim_tensors, optim_meta = optimizer_to_tensors(optimizer, names)
+        rng_tensors, rng_meta = capture_rng()
+        groups = {**model_tensors(session), "optim": optim_tensors, "rng": rng_tensors}
+        state = {
+            "stage": name,
+            "stage_index": session.config.stages.index(name),
+            "step": step,
+            "stage_done": stage_done,
+            "global_step": session.global_step,
+            "ema_updates": session.ema.updates,
+            "optim": optim_meta,
+            "rng": rng_meta,
+            "adaptive": adaptive.state(),
+            "config": session.config.to_dict(),
+        }
+        save_checkpoint(checkpoint_path(session.checkpoint_dir, session.global_step), groups, state)
+        prune_checkpoints(session.checkpoint_dir, session.config.train.keep_checkpoints)
+    barrier(session.context)
+
+
+def restore_models(session: Session, checkpoint: Checkpoint) -> None:
+    """Load model, EMA and step state from ``checkpoint`` (the optimizer state loads in run_stage)."""
+    models = session.models
+    models.lam.load_state_dict(checkpoint.group("lam"))
+    models.wm.load_state_dict(checkpoint.group("wm"))
+    if models.decoder is not None:
+        models.decoder.load_state_dict(checkpoint.group("decoder"))
+    session.ema.load_state_dict(checkpoint.group("ema"), checkpoint.state["ema_updates"])
+    session.global_step = checkpoint.state["global_step"]
+    session.resume = None if checkpoint.state["stage_done"] else checkpoint

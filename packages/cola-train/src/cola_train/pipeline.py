@@ -1,0 +1,286 @@
+"""A whole run: build the models, load the clips, run the configured stages, save and optionally push models.
+
+The stage functions (:func:`pretrain`, :func:`warmup`, :func:`joint`, :func:`lam_recon`, :func:`wm_finetune`)
+run one stage on models and data a caller already holds; :func:`train` runs a configured list of stages in a
+run directory with checkpoints, resume and the final ``save_pretrained``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cola_train.checkpoint import latest_checkpoint, load_checkpoint
+from cola_train.config import RunConfig, _suggest, config_differences
+from cola_train.distributed import DistContext, barrier, init_distributed
+from cola_train.loop import Session, StageOutcome, restore_models, run_stage
+from cola_train.stages import CoLAModels
+
+logger = logging.getLogger("cola_train")
+
+
+def build_models(config: RunConfig, with_decoder: bool | None = None) -> CoLAModels:
+    """Fresh LAM and world model (plus the LAMDecoder when a stage needs it) sized by ``config``.
+
+    The frame size comes from ``data.frame_size``, the world model's ``action_dim`` from the LAM, and its
+    window holds at least one clip. Initialisation is seeded with ``config.seed``.
+    """
+    from cola_lam import LAMConfig, LAMDecoder, LatentActionModel
+    from cola_wm import ActionConditionedDiT, DiTConfig
+
+    model = config.model
+    _check_keys("model.lam", model.lam, LAMConfig)
+    _check_keys("model.wm", model.wm, DiTConfig)
+    lam_config = LAMConfig.preset(model.lam_preset, **{"frame_size": config.data.frame_size, **model.lam})
+    wm_defaults = DiTConfig.preset(model.wm_preset)
+    wm_overrides = {
+        "frame_size": config.data.frame_size,
+        "channels": lam_config.channels,
+        "action_dim": lam_config.action_dim,
+        "num_frames": max(wm_defaults.num_frames, config.data.clip_length),
+        **model.wm,
+    }
+    wm_config = DiTConfig.preset(model.wm_preset, **wm_overrides)
+    if wm_config.action_dim != lam_config.action_dim:
+        raise ValueError(
+            f"model.wm.action_dim ({wm_config.action_dim}) must equal the LAM's action_dim "
+            f"(tokens_per_action x code_dim = {lam_config.action_dim})"
+        )
+    if wm_config.num_frames < config.data.clip_length:
+        raise ValueError(
+            f"model.wm.num_frames ({wm_config.num_frames}) must hold a clip of data.clip_length "
+            f"({config.data.clip_length}) frames"
+        )
+    if with_decoder is None:
+        with_decoder = "lam_recon" in config.stages
+    torch.manual_seed(config.seed)
+    lam = LatentActionModel(lam_config)
+    wm = ActionConditionedDiT(wm_config)
+    decoder = LAMDecoder(lam_config) if with_decoder else None
+    return CoLAModels(lam, wm, decoder)
+
+
+def _check_keys(section: str, values: dict[str, Any], config_class: type) -> None:
+    valid = {f.name for f in dataclasses.fields(config_class)}
+    for key in values:
+        if key not in valid:
+            raise ValueError(
+                f"unknown config key {section}.{key!r}{_suggest(key, valid)}; "
+                f"valid keys: {', '.join(sorted(valid))}"
+            )
+
+
+def load_dataset(config: RunConfig) -> Any:
+    """The training clips of ``config.data`` (a ``cola_train.data.ClipDataset``)."""
+    from cola_train.data import ClipDataset, load_episodes
+
+    path = Path(config.data.path)
+    if not path.exists():
+        raise ValueError(
+            f"dataset path {path} does not exist; set data.path to a LeRobot, HDF5 or mp4 dataset, "
+            "or collect one with `cola-train collect pusht --out DIR`"
+        )
+    episodes = load_episodes(path)
+    if not episodes:
+        raise ValueError(
+            f"dataset {path} holds no episodes; collect or point data.path at a non-empty dataset"
+        )
+    split = config.data.split or None
+    dataset = ClipDataset(
+        episodes,
+        config.data.clip_length,
+        frame_skip=config.data.frame_skip,
+        size=config.data.frame_size,
+        split=split,
+    )
+    if len(dataset) == 0:
+        raise ValueError(
+            f"dataset {path} yields no clip of {config.data.clip_length} frames (frame_skip "
+            f"{config.data.frame_skip}) in split {split!r}; use shorter clips or more episodes"
+        )
+    return dataset
+
+
+def _session(config: RunConfig, models: CoLAModels, data: Any, run_dir: Path | None) -> Session:
+    context = init_distributed(config.train.device)
+    models.to(context.device)
+    return Session(config=config, models=models, dataset=data, context=context, run_dir=run_dir)
+
+
+def run_stages(
+    config: RunConfig, models: CoLAModels, data: Any, names: list[str], run_dir: Path | None = None
+) -> list[StageOutcome]:
+    """Run ``names`` in order on ``models`` (trained in place) with the clips ``data``.
+
+    Without ``run_dir`` nothing is written; with it, metrics and checkpoints go there. ``models.wm`` keeps the
+    raw weights; use :func:`train` for a run that also keeps and saves the EMA weights.
+    """
+    config = dataclasses.replace(config, stages=list(names))
+    session = _session(config, models, data, Path(run_dir) if run_dir else None)
+    if session.run_dir is not None:
+        session.run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return [run_stage(session, name) for name in names]
+    finally:
+        session.log.close()
+
+
+def pretrain(config: RunConfig, models: CoLAModels, data: Any, run_dir: Path | None = None) -> StageOutcome:
+    """Action-free flow matching of the DiT backbone (a stand-in for a pretrained video model)."""
+    return run_stages(config, models, data, ["pretrain"], run_dir)[0]
+
+
+def warmup(config: RunConfig, models: CoLAModels, data: Any, run_dir: Path | None = None) -> StageOutcome:
+    """DiT backbone frozen; IDM, VQ and the action blocks learn through the flow-matching loss (+ VQ loss)."""
+    return run_stages(config, models, data, ["warmup"], run_dir)[0]
+
+
+def joint(config: RunConfig, models: CoLAModels, data: Any, run_dir: Path | None = None) -> StageOutcome:
+    """Everything trains end to end; the flow-matching loss reaches the LAM (unless the ablations say
+    otherwise).
+    """
+    return run_stages(config, models, data, ["joint"], run_dir)[0]
+
+
+def lam_recon(config: RunConfig, models: CoLAModels, data: Any, run_dir: Path | None = None) -> StageOutcome:
+    """Two-stage baseline, stage 1: IDM + VQ + LAMDecoder trained to reconstruct the next frame."""
+    return run_stages(config, models, data, ["lam_recon"], run_dir)[0]
+
+
+def wm_finetune(
+    config: RunConfig, models: CoLAModels, data: Any, run_dir: Path | None = None
+) -> StageOutcome:
+    """Two-stage baseline, stage 2: the LAM frozen, the DiT (with action blocks) trained on its codes."""
+    return run_stages(config, models, data, ["wm_finetune"], run_dir)[0]
+
+
+def train(
+    config: RunConfig, out: str | Path, resume: bool = False, data: Any = None, push_to_hub: str | None = None
+) -> Path:
+    """Run every stage of ``config`` in run directory ``out``; return it.
+
+    ``resume`` continues from the newest checkpoint in ``out`` (the config must be the same). ``data``
+    replaces loading ``config.data.path`` (any sequence of dicts with a ``video [T, C, H, W]`` entry).
+    """
+    run_dir = Path(out).resolve()
+    if data is None:
+        config = dataclasses.replace(
+            config, data=dataclasses.replace(config.data, path=str(Path(config.data.path).resolve()))
+        )
+    context = init_distributed(config.train.device)
+    resolved = config.to_dict()
+    _prepare_run_dir(run_dir, resolved, resume, context)
+    if data is None:
+        data = load_dataset(config)
+    models = build_models(config)
+    session = _session(config, models, data, run_dir)
+    checkpoint_file = latest_checkpoint(session.checkpoint_dir) if resume else None
+    first = 0
+    if checkpoint_file is not None:
+        checkpoint = load_checkpoint(checkpoint_file)
+        differences = config_differences(checkpoint.state["config"], resolved)
+        if differences:
+            raise ValueError(_mismatch_message(run_dir, differences))
+        restore_models(session, checkpoint)
+        first = config.stages.index(checkpoint.state["stage"]) + (1 if checkpoint.state["stage_done"] else 0)
+        if context.is_main:
+            session.log.truncate_from(
+                config.stages.index(checkpoint.state["stage"]), checkpoint.state["step"]
+            )
+        logger.info(
+            "resuming %s from %s (stage %s, step %d)",
+            run_dir,
+            checkpoint_file,
+            checkpoint.state["stage"],
+            checkpoint.state["step"],
+        )
+    elif context.is_main:
+        session.log.truncate_from(0, 0)
+    barrier(context)
+    try:
+        for name in config.stages[first:]:
+            outcome = run_stage(session, name)
+            session.log.event(
+                {
+                    "event": "stage_end",
+                    "stage": name,
+                    "steps": outcome.steps,
+                    "final_loss": outcome.final_loss,
+                    "ended_early": outcome.ended_early,
+                },
+                f"stage {name} finished after {outcome.steps} steps (loss {outcome.final_loss})",
+            )
+    finally:
+        session.log.close()
+    if context.is_main:
+        save_models(session, run_dir / "models")
+        if push_to_hub:
+            push_run(run_dir, push_to_hub)
+    barrier(context)
+    return run_dir
+
+
+def _prepare_run_dir(run_dir: Path, resolved: dict[str, Any], resume: bool, context: DistContext) -> None:
+    config_file = run_dir / "config.json"
+    if config_file.exists():
+        if not resume:
+            raise ValueError(
+                f"run directory {run_dir} already holds a run; pass --resume to continue it or choose "
+                "another --out"
+            )
+        differences = config_differences(json.loads(config_file.read_text()), resolved)
+        if differences:
+            raise ValueError(_mismatch_message(run_dir, differences))
+    if context.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(config_file, resolved)
+    barrier(context)
+
+
+def _mismatch_message(run_dir: Path, differences: list[str]) -> str:
+    return (
+        f"cannot resume {run_dir}: its config differs from this one in {len(differences)} key(s):\n  "
+        + "\n  ".join(differences)
+        + "\nresume with the same config, or start a new run in another --out directory"
+    )
+
+
+def _write_json_atomic(path: Path, values: dict[str, Any]) -> None:
+    handle, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    with os.fdopen(handle, "w") as file:
+        json.dump(values, file, indent=2)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temp, path)
+
+
+def save_models(session: Session, directory: Path) -> None:
+    """``save_pretrained`` the LAM, the EMA world model and (if any) the LAM decoder under ``directory``."""
+    models = session.models
+    models.lam.save_pretrained(directory / "lam")
+    ema_wm = copy.deepcopy(models.wm)
+    session.ema.copy_to(ema_wm)
+    ema_wm.save_pretrained(directory / "wm")
+    if models.decoder is not None:
+        models.decoder.save_pretrained(directory / "lam_decoder")
+
+
+def push_run(run_dir: Path, repo_id: str) -> str:
+    """Upload the run (config, metrics, events, models; not the training checkpoints) to the Hub repo."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, exist_ok=True)
+    api.upload_folder(
+        folder_path=str(run_dir), repo_id=repo_id, ignore_patterns=["checkpoints/*", "tensorboard/*"]
+    )
+    logger.info("pushed %s to https://huggingface.co/%s", run_dir, repo_id)
+    return repo_id

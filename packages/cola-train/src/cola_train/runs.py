@@ -1,0 +1,78 @@
+"""Loading a finished run (a local run directory or a Hub repo pushed with ``--push-to-hub``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+
+@dataclass
+class TrainedRun:
+    """A trained run: its config, the LAM, the world model (EMA weights) and where its data was."""
+
+    config: dict[str, Any]
+    lam: nn.Module
+    wm: nn.Module
+    dataset_path: Path | None
+    clip_length: int
+    run_dir: Path
+    lam_decoder: nn.Module | None = None
+
+
+def load_trained(run_dir_or_hub_id: str | Path) -> TrainedRun:
+    """Load RUN/models/{lam,wm[,lam_decoder]} and RUN/config.json from a run directory or a Hub repo id."""
+    from cola_lam import LAMDecoder, LatentActionModel
+    from cola_wm import ActionConditionedDiT
+
+    run_dir = _locate(run_dir_or_hub_id)
+    config_file = run_dir / "config.json"
+    if not config_file.is_file():
+        raise ValueError(f"{run_dir} has no config.json; it is not a cola-train run directory")
+    config = json.loads(config_file.read_text())
+    models = run_dir / "models"
+    missing = [name for name in ("lam", "wm") if not (models / name / "config.json").is_file()]
+    if missing:
+        raise ValueError(
+            f"run {run_dir} has no saved {' or '.join(missing)} model under {models}; the run did not "
+            "finish. Resume it with `cola-train run --config RUN/config.json --out RUN --resume`"
+        )
+    lam = LatentActionModel.from_pretrained(models / "lam").eval()
+    wm = ActionConditionedDiT.from_pretrained(models / "wm").eval()
+    decoder = (
+        LAMDecoder.from_pretrained(models / "lam_decoder").eval()
+        if (models / "lam_decoder" / "config.json").is_file()
+        else None
+    )
+    data = config.get("data", {})
+    path = Path(data["path"]) if data.get("path") else None
+    return TrainedRun(
+        config=config,
+        lam=lam,
+        wm=wm,
+        dataset_path=path if path and path.exists() else None,
+        clip_length=int(data.get("clip_length", 0)),
+        run_dir=run_dir,
+        lam_decoder=decoder,
+    )
+
+
+def _locate(run_dir_or_hub_id: str | Path) -> Path:
+    path = Path(run_dir_or_hub_id)
+    if path.exists():
+        return path.resolve()
+    text = str(run_dir_or_hub_id)
+    if text.count("/") != 1 or text.startswith((".", "/")):
+        raise ValueError(f"{text} is neither an existing run directory nor a Hub repo id (owner/name)")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id=text))
+    except Exception as error:
+        raise ValueError(
+            f"cannot load run {text!r}: not a local directory and the Hub download failed "
+            f"({type(error).__name__}: {error})"
+        ) from error
