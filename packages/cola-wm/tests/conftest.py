@@ -10,7 +10,5 @@ if not torch.cuda.is_available():
     # must be set before any Triton kernel is defined, i.e. before cola_wm.kernels is imported
     os.environ["TRITON_INTERPRET"] = "1"
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
-
 # test modules import the shared helpers (cola_wm_test_helpers.py) from this folder
 sys.path.insert(0, str(Path(__file__).parent))

@@ -2,12 +2,11 @@
 
 import pytest
 import torch
+from cola_wm import ActionConditionedDiT, DiTConfig
+from cola_wm_test_helpers import pretrained_like, random_video, small_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save_file
-
-from cola_wm import ActionConditionedDiT, DiTConfig
-from cola_wm_test_helpers import pretrained_like, random_video, small_config
 
 CONFIG = small_config()
 
@@ -55,7 +54,9 @@ def test_forward_shape_and_velocity_for_every_frame(model):
 def test_fresh_model_outputs_zero():
     """AdaLN-Zero: a fresh model is the zero velocity field."""
     model = ActionConditionedDiT(CONFIG)
-    assert torch.equal(model(random_video(1, CONFIG), torch.rand(1)), torch.zeros(1, *random_video(1, CONFIG).shape[1:]))
+    assert torch.equal(
+        model(random_video(1, CONFIG), torch.rand(1)), torch.zeros(1, *random_video(1, CONFIG).shape[1:])
+    )
 
 
 @settings(max_examples=15, deadline=None)

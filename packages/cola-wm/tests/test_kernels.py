@@ -1,10 +1,7 @@
-"""Fused Triton kernels against their PyTorch references: forward and gradients, fp32 and bf16, ragged sizes."""
+"""Fused Triton kernels vs their PyTorch references: forward and gradients, fp32 and bf16, ragged sizes."""
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from cola_wm.kernels import (
     adaln_modulate,
     adaln_modulate_reference,
@@ -13,6 +10,8 @@ from cola_wm.kernels import (
     gated_residual_reference,
     gated_residual_triton,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 DTYPES = [torch.float32, torch.bfloat16]
@@ -47,7 +46,9 @@ def test_adaln_matches_reference(shape, dtype):
     want = torch.autograd.grad(ref, (x, shift, scale), grad)
     for name, g, w in zip(("x", "shift", "scale"), got, want, strict=True):
         assert g.dtype == w.dtype, name
-        torch.testing.assert_close(g.float(), w.float(), **_tolerance(dtype), msg=lambda m, n=name: f"d{n}: {m}")
+        torch.testing.assert_close(
+            g.float(), w.float(), **_tolerance(dtype), msg=lambda m, n=name: f"d{n}: {m}"
+        )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -62,7 +63,9 @@ def test_gated_residual_matches_reference(shape, dtype):
     got = torch.autograd.grad(out, (x, y, gate), grad)
     want = torch.autograd.grad(ref, (x, y, gate), grad)
     for name, g, w in zip(("x", "y", "gate"), got, want, strict=True):
-        torch.testing.assert_close(g.float(), w.float(), **_tolerance(dtype), msg=lambda m, n=name: f"d{n}: {m}")
+        torch.testing.assert_close(
+            g.float(), w.float(), **_tolerance(dtype), msg=lambda m, n=name: f"d{n}: {m}"
+        )
 
 
 @settings(max_examples=8, deadline=None)

@@ -1,0 +1,177 @@
+"""flow_matching_loss and sample: training signal, classifier-free guidance, Euler rollouts, validation."""
+
+import pytest
+import torch
+from cola_wm import ActionConditionedDiT, flow_matching_loss, sample
+from cola_wm_test_helpers import pretrained_like, random_video, small_config
+from torch import nn
+
+CONFIG = small_config()
+
+
+def test_loss_falls_on_a_tiny_overfit_batch():
+    torch.manual_seed(0)
+    model = ActionConditionedDiT(CONFIG)
+    # smooth clips (a bright square drifting right), like video rather than white noise
+    video = torch.full((2, CONFIG.num_frames, 3, 16, 16), -1.0)
+    for frame in range(CONFIG.num_frames):
+        video[0, frame, :, 4:10, 2 + frame : 8 + frame] = 1.0
+        video[1, frame, 1, 8:12, 8 - frame : 12 - frame] = 0.5
+    actions = torch.randn(2, CONFIG.num_frames - 1, CONFIG.action_dim)
+
+    def held_out_loss() -> float:
+        model.eval()
+        with torch.no_grad():
+            losses = [
+                flow_matching_loss(model, video, actions, generator=torch.Generator().manual_seed(i)).item()
+                for i in range(4)
+            ]
+        model.train()
+        return sum(losses) / len(losses)
+
+    before = held_out_loss()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(80):
+        loss = flow_matching_loss(model, video, actions, time_sampling="uniform", generator=generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert held_out_loss() < 0.5 * before
+
+
+def test_loss_ignores_context_frames():
+    model = pretrained_like(CONFIG)
+    video = random_video(2, CONFIG)
+    # the loss only reads the predicted frames, so the target of a context frame cannot matter
+    changed = video.clone()
+    changed[:, 0] = 0.0
+    a = flow_matching_loss(model, video, num_context=1, generator=torch.Generator().manual_seed(0))
+    b = flow_matching_loss(model, changed, num_context=1, generator=torch.Generator().manual_seed(0))
+    assert a.item() != b.item()  # the context still conditions the prediction ...
+    video.requires_grad_(True)
+    flow_matching_loss(model, video, num_context=2, generator=torch.Generator().manual_seed(0)).backward()
+    assert video.grad[:, 2:].abs().sum() > 0
+
+
+def test_action_dropout_swaps_in_the_null_action_only_in_training():
+    model = pretrained_like(small_config(action_dropout=0.999))
+    with torch.no_grad():
+        for param in model.action_parameters():
+            param.add_(torch.randn_like(param) * 0.05)
+    video = random_video(2, model.config)
+    actions = torch.randn(2, model.config.num_frames - 1, model.config.action_dim)
+    null = model.null_actions(2, model.config.num_frames - 1)
+
+    def loss(acts, training):
+        model.train(training)
+        return flow_matching_loss(model, video, acts, generator=torch.Generator().manual_seed(3)).item()
+
+    assert loss(actions, training=True) == loss(null, training=True)
+    assert loss(actions, training=False) != loss(null, training=False)
+
+
+def test_null_action_gets_gradient_when_dropped():
+    model = pretrained_like(small_config(action_dropout=0.999)).train()
+    with torch.no_grad():
+        model.action_conditioner.to_modulation[-1].weight.normal_(std=0.05)
+    video = random_video(2, model.config)
+    actions = torch.randn(2, model.config.num_frames - 1, model.config.action_dim)
+    flow_matching_loss(model, video, actions, generator=torch.Generator().manual_seed(3)).backward()
+    assert model.action_conditioner.null_action.grad.abs().sum() > 0
+
+
+class ExactVelocity(nn.Module):
+    """The true rectified-flow velocity towards one known clip: (x_t - x0) / t."""
+
+    def __init__(self, target: torch.Tensor):
+        super().__init__()
+        self.config = small_config()
+        self.target = target
+
+    def forward(self, x, t, actions=None, num_context=0):
+        velocity = (x - self.target[:, : x.shape[1]]) / t.view(-1, 1, 1, 1, 1)
+        velocity[:, :num_context] = 0
+        return velocity
+
+
+def test_euler_sampler_follows_the_velocity_from_noise_to_data():
+    target = random_video(2, CONFIG)
+    out = sample(ExactVelocity(target), target[:, :1], num_frames=4, steps=3)
+    torch.testing.assert_close(out, target, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("guidance_scale", [1.0, 4.0])
+def test_sample_shapes_and_context_kept(guidance_scale):
+    model = pretrained_like(CONFIG)
+    context = random_video(2, CONFIG, frames=2)
+    actions = torch.randn(2, 3, CONFIG.action_dim)
+    out = sample(model, context, actions, steps=2, guidance_scale=guidance_scale)
+    assert out.shape == (2, 4, *context.shape[2:])
+    assert torch.equal(out[:, :2], context)
+    assert torch.isfinite(out).all()
+
+
+def test_sample_slides_its_window_past_num_frames():
+    model = pretrained_like(CONFIG)
+    context = random_video(1, CONFIG, frames=2)
+    actions = torch.randn(1, 9, CONFIG.action_dim)
+    out = sample(model, context, actions, steps=2, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (1, 10, *context.shape[2:])
+    assert torch.equal(out[:, :2], context)
+    # the first window is the same rollout whatever comes later
+    first = sample(model, context, actions[:, :3], steps=2, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out[:, :4], first)
+
+
+def test_guidance_is_a_no_op_while_action_blocks_are_fresh():
+    model = pretrained_like(CONFIG)
+    context = random_video(2, CONFIG, frames=1)
+    actions = torch.randn(2, 3, CONFIG.action_dim)
+    plain = sample(model, context, actions, steps=2, generator=torch.Generator().manual_seed(0))
+    guided = sample(
+        model, context, actions, steps=2, guidance_scale=4.0, generator=torch.Generator().manual_seed(0)
+    )
+    torch.testing.assert_close(guided, plain, atol=1e-5, rtol=1e-5)
+
+
+def test_guidance_combines_conditional_and_null_velocities():
+    model = pretrained_like(CONFIG)
+    with torch.no_grad():
+        for param in model.action_parameters():
+            param.add_(torch.randn_like(param) * 0.05)
+    context = random_video(1, CONFIG, frames=1)
+    actions = torch.randn(1, 3, CONFIG.action_dim)
+    noise = torch.randn(1, 3, *context.shape[2:], generator=torch.Generator().manual_seed(0))
+    window = torch.cat([context, noise], dim=1)
+    t = torch.ones(1)
+    v_cond = model(window, t, actions, num_context=1)[:, 1:]
+    v_null = model(window, t, model.null_actions(1, 3), num_context=1)[:, 1:]
+    expected = noise - (v_null + 4.0 * (v_cond - v_null))
+    out = sample(
+        model, context, actions, steps=1, guidance_scale=4.0, generator=torch.Generator().manual_seed(0)
+    )
+    torch.testing.assert_close(out[:, 1:], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_bad_loss_and_sampler_arguments_raise():
+    model = pretrained_like(CONFIG)
+    video = random_video(1, CONFIG)
+    with pytest.raises(ValueError, match="time_sampling"):
+        flow_matching_loss(model, video, time_sampling="cosine")
+    with pytest.raises(ValueError, match="num_context"):
+        flow_matching_loss(model, video, num_context=4)
+    with pytest.raises(ValueError, match="num_context"):
+        flow_matching_loss(model, video, num_context=-1)
+    nan_video = video.clone()
+    nan_video[0, 2, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="finite"):
+        flow_matching_loss(model, nan_video)
+    with pytest.raises(ValueError, match="fewer than num_frames"):
+        sample(model, video[:, :3], num_frames=3)
+    with pytest.raises(ValueError, match="window holds"):
+        sample(model, video, num_frames=8)
+    with pytest.raises(ValueError, match="actions must be"):
+        sample(model, video[:, :1], torch.zeros(1, 2, CONFIG.action_dim), num_frames=4)
+    with pytest.raises(ValueError, match="steps"):
+        sample(model, video[:, :1], num_frames=4, steps=0)
