@@ -74,17 +74,25 @@ def write_episode_files(
     """Write one episode's parquet rows and video; `first_index` is its first frame's dataset-wide index."""
     length, chunk = len(episode), episode.index // CHUNKS_SIZE
     frame_index = np.arange(length, dtype=np.int64)
-    columns = {
-        "timestamp": pa.array((frame_index / fps).astype(np.float32)),
-        "frame_index": pa.array(frame_index),
-        "episode_index": pa.array(np.full(length, episode.index, dtype=np.int64)),
-        "index": pa.array(first_index + frame_index),
-        "task_index": pa.array(np.zeros(length, dtype=np.int64)),
-        "next.done": pa.array(frame_index == length - 1),
+    values = {
+        "timestamp": (frame_index / fps).astype(np.float32),
+        "frame_index": frame_index,
+        "episode_index": np.full(length, episode.index, dtype=np.int64),
+        "index": first_index + frame_index,
+        "task_index": np.zeros(length, dtype=np.int64),
+        "next.done": frame_index == length - 1,
     }
-    for key, values in ((STATE_KEY, episode.states), (ACTION_KEY, episode.actions)):
-        if values.shape[1]:
-            columns[key] = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
+    values |= {
+        key: array
+        for key, array in ((STATE_KEY, episode.states), (ACTION_KEY, episode.actions))
+        if array.shape[1]
+    }
+    columns = {
+        key: pa.FixedSizeListArray.from_arrays(pa.array(array.reshape(-1)), array.shape[1])
+        if array.ndim == 2
+        else pa.array(array)
+        for key, array in values.items()
+    }
     data_path = root / DATA_PATH.format(episode_chunk=chunk, episode_index=episode.index)
     data_path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(columns), data_path)
@@ -94,7 +102,7 @@ def write_episode_files(
         index=episode.index,
         length=length,
         seed=episode.seed,
-        stats=_episode_stats(episode, camera, columns),
+        stats=_episode_stats(episode.frames, camera, values),
         frame_shape=episode.frames.shape[1:3],
         action_dim=episode.actions.shape[1],
         state_dim=episode.states.shape[1],
@@ -176,26 +184,25 @@ def write_meta(root: Path, records: Sequence[EpisodeRecord], fps: float, task: s
     (meta / "episodes_stats.jsonl").write_text("\n".join(stats_lines) + "\n")
 
 
-def _episode_stats(episode: Episode, camera: str, columns: dict[str, pa.Array]) -> dict:
+def _episode_stats(frames: np.ndarray, camera: str, values: dict[str, np.ndarray]) -> dict:
     """LeRobot's per-episode statistics; images per channel in [0, 1], shaped [3, 1, 1]."""
 
-    def summary(values: np.ndarray, axes: tuple[int, ...], keep: tuple[int, ...] = ()) -> dict:
-        values = values.astype(np.float64)
-        reduce = {"axis": axes, "keepdims": bool(keep)}
+    def summary(array: np.ndarray, axes: tuple[int, ...], shape: tuple[int, ...]) -> dict:
+        array = array.astype(np.float64, copy=False)
         stats = {
-            "min": values.min(**reduce),
-            "max": values.max(**reduce),
-            "mean": values.mean(**reduce),
-            "std": values.std(**reduce),
+            "min": array.min(axis=axes),
+            "max": array.max(axis=axes),
+            "mean": array.mean(axis=axes),
+            "std": array.std(axis=axes),
         }
-        stats = {name: value.reshape(keep or value.shape).tolist() for name, value in stats.items()}
-        return stats | {"count": [len(values)]}
+        return {name: value.reshape(shape).tolist() for name, value in stats.items()} | {
+            "count": [len(array)]
+        }
 
-    frames = episode.frames.transpose(0, 3, 1, 2) / 255.0
-    stats = {camera: summary(frames, (0, 2, 3), (3, 1, 1))}
-    for key, column in columns.items():
-        values = np.asarray(column.flatten() if isinstance(column, pa.FixedSizeListArray) else column)
-        stats[key] = summary(values.reshape(len(episode), -1), (0,))
+    stats = {camera: summary(frames / 255.0, (0, 1, 2), (3, 1, 1))}
+    for key, array in values.items():
+        array = array.reshape(len(array), -1)
+        stats[key] = summary(array, (0,), (array.shape[1],))
     return stats
 
 
