@@ -1,0 +1,120 @@
+"""The report renders from a tiny run trained by the engine; bad runs give clear errors."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from cola_eval.cli import main
+from cola_eval.report import ReportOptions, write_report
+
+FAST = [
+    "--max-clips",
+    "4",
+    "--batch-size",
+    "4",
+    "--sampling-steps",
+    "2",
+    "--adapter-steps",
+    "20",
+    "--videos",
+    "1",
+    "--device",
+    "cpu",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from cola_train import RunConfig, train
+    from cola_train.data import collect_pusht
+
+    root = tmp_path_factory.mktemp("tiny")
+    collect_pusht(root / "data", episodes=8, episode_length=16, workers=1, progress=False, frame_size=32)
+    small = {"frame_size": 32, "width": 32, "depth": 1, "heads": 2}
+    config = RunConfig.from_dict(
+        {
+            "stages": ["pretrain", "warmup", "joint"],
+            "data": {"path": str(root / "data"), "clip_length": 4, "frame_size": 32},
+            "model": {
+                "lam": {**small, "num_codes": 8, "code_dim": 8},
+                "wm": {**small, "num_frames": 4, "action_dim": 16},
+            },
+            "train": {
+                "batch_size": 4,
+                "log_every": 2,
+                "checkpoint_every": 100,
+                "bf16": False,
+                "device": "cpu",
+                "progress": False,
+            },
+            "optim": {"warmup_steps": 2},
+            "pretrain": {"steps": 2},
+            "warmup": {"steps": 4},
+            "joint": {"steps": 2},
+        }
+    )
+    torch.manual_seed(0)
+    return train(config, root / "run")
+
+
+def test_report_renders_from_a_tiny_trained_run(tiny_run, tmp_path, monkeypatch):
+    for name in ("COLA_I3D_WEIGHTS", "COLA_I3D_REPO", "COLA_LPIPS_WEIGHTS", "COLA_LPIPS_REPO"):
+        monkeypatch.delenv(name, raising=False)
+    out = tmp_path / "report"
+    assert main(["report", str(tiny_run), "--out", str(out), *FAST]) == 0
+    report = json.loads((out / "report.json").read_text())
+    [row] = report["runs"]
+    metrics = row["metrics"]
+    for source in ("inferred", "adapter", "random"):
+        assert metrics[f"{source}/psnr"]["n"] == 4 * 3 and metrics[f"{source}/psnr"]["value"] is not None
+        assert metrics[f"{source}/ssim"]["value"] is not None
+        # No weights here: FVD/LPIPS are reported as unavailable with the reason, never as numbers.
+        assert metrics[f"{source}/fvd"]["value"] is None and "I3D" in metrics[f"{source}/fvd"]["unavailable"]
+        assert (
+            metrics[f"{source}/lpips"]["value"] is None
+            and "LPIPS" in metrics[f"{source}/lpips"]["unavailable"]
+        )
+    assert metrics["delta_psnr"]["value"] == pytest.approx(
+        metrics["inferred/psnr"]["value"] - metrics["random/psnr"]["value"]
+    )
+    assert metrics["codebook/utilization"]["n"] == 4 * 3
+    assert metrics["probe/embedding/r2"]["n"] > 0 and metrics["probe/one_hot/mse"]["value"] is not None
+    for paths in row["files"].values():
+        for path in paths if isinstance(paths, list) else [paths]:
+            assert (out / path.split("/")[-1]).stat().st_size > 0
+    suffixes = {p.suffix for p in out.iterdir()}
+    assert {".png", ".gif", ".mp4", ".md", ".json"} <= suffixes
+    markdown = (out / "report.md").read_text()
+    assert "| run |" in markdown and "delta_psnr" in markdown and "Unavailable metrics" in markdown
+
+
+def test_run_without_checkpoint_is_a_clear_error(tiny_run, tmp_path):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(tiny_run / "config.json", bare / "config.json")
+    with pytest.raises(ValueError, match="no saved lam or wm model"):
+        write_report([str(bare)], tmp_path / "out")
+    with pytest.raises(SystemExit, match=r"cola-eval report: error: .*no saved"):
+        main(["report", str(bare), "--out", str(tmp_path / "out")])
+
+
+def test_model_frame_size_not_matching_the_data_is_a_clear_error(tiny_run, tmp_path):
+    copy = tmp_path / "run16"
+    shutil.copytree(tiny_run, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["data"]["frame_size"] = 16
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="built for 3x32x32 frames but the evaluation data has 3x16x16"):
+        write_report([str(copy)], tmp_path / "out", ReportOptions(max_clips=2, adapter=False, device="cpu"))
+
+
+def test_empty_evaluation_set_is_a_clear_error(tiny_run, tmp_path):
+    empty = tmp_path / "empty_data"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="holds no dataset"):
+        write_report([str(tiny_run)], tmp_path / "out", ReportOptions(data=str(empty), device="cpu"))
+    with pytest.raises(ValueError, match="shorter than one clip"):  # no held-out clip of 100 frames
+        write_report([str(tiny_run)], tmp_path / "out", ReportOptions(frames=100, device="cpu"))
+    with pytest.raises(ValueError, match="no runs"):
+        write_report([], tmp_path / "out")
