@@ -118,3 +118,34 @@ def test_empty_evaluation_set_is_a_clear_error(tiny_run, tmp_path):
         write_report([str(tiny_run)], tmp_path / "out", ReportOptions(frames=100, device="cpu"))
     with pytest.raises(ValueError, match="no runs"):
         write_report([], tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_report_with_planning_beside_oracle_and_random(tiny_run, tmp_path):
+    options = ReportOptions(
+        max_clips=2,
+        batch_size=2,
+        sampling_steps=1,
+        adapter_steps=20,
+        videos=0,
+        device="cpu",
+        planning=True,
+        planning_pairs=2,
+        readout_steps=20,
+        planning_config={
+            "goal_offset": 5,
+            "budget": 4,
+            "samples": 8,
+            "horizon": 2,
+            "iterations": 1,
+            "execute_steps": 1,
+            "euler_steps": 1,
+        },
+    )
+    report = write_report([str(tiny_run)], tmp_path / "out", options)
+    metrics = report["runs"][0]["metrics"]
+    for planner in ("world_model", "oracle", "random"):
+        assert metrics[f"planning/{planner}/success"]["n"] == 2
+        assert 0.0 <= metrics[f"planning/{planner}/success_strict"]["value"] <= 1.0
+    assert metrics["planning/world_model/s_per_mpc_step"]["value"] > 0
+    assert "Visual planning" in (tmp_path / "out" / "report.md").read_text()

@@ -58,6 +58,13 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--lpips-backbone", default=d.lpips_backbone, choices=("alex", "vgg"))
     p.add_argument("--planning", action="store_true", help="also run PushT visual planning (slow)")
     p.add_argument("--planning-pairs", type=int, default=d.planning_pairs)
+    p.add_argument("--planning-cost", default=d.planning_cost, choices=("block_pose", "pixel_mse"))
+    p.add_argument(
+        "--readout-steps",
+        type=int,
+        default=d.readout_steps,
+        help="training steps of the block-pose readout (block_pose cost)",
+    )
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
     p.set_defaults(func=_run_report)
 
@@ -88,6 +95,8 @@ def _run_report(args: argparse.Namespace) -> int:
         lpips_backbone=args.lpips_backbone,
         planning=args.planning,
         planning_pairs=args.planning_pairs,
+        planning_cost=args.planning_cost,
+        readout_steps=args.readout_steps,
         device=args.device,
     )
     write_report(args.runs, args.out, options)

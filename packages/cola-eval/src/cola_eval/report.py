@@ -50,6 +50,9 @@ class ReportOptions:
     lpips_backbone: str = "alex"
     planning: bool = False
     planning_pairs: int = 10
+    planning_cost: str = "block_pose"  # or "pixel_mse"
+    planning_config: dict[str, Any] = field(default_factory=dict)  # PlanningConfig overrides
+    readout_steps: int = 1000
     device: str = "auto"
 
 
@@ -218,7 +221,10 @@ def evaluate_run(
         metrics[f"probe/{view}/mse"] = metric(scores["mse"], scores["n_test"])
 
     if options.planning:
-        metrics.update(_planning_metrics(run, adapter, options))
+        if adapter is None:
+            raise ValueError("planning drives the world model through the action adapter; do not disable it")
+        planning = _planning_metrics(wm, adapter, held_out.episodes, train.episodes, options)
+        metrics.update(planning)
 
     try:
         records = read_training_metrics(run.run_dir)
@@ -258,15 +264,48 @@ def evaluate_run(
     }
 
 
-def _planning_metrics(run: Any, adapter: Any, options: ReportOptions) -> dict[str, dict[str, Any]]:
-    from cola_eval.planning import evaluate_planning
+def _planning_metrics(
+    wm: Any, adapter: Any, test_episodes: list, train_episodes: list, options: ReportOptions
+) -> dict[str, dict[str, Any]]:
+    """PushT planning with the world model (+ adapter) beside the oracle simulator and the random policy, all
+    run by the same code over the same held-out start/goal pairs."""
+    from cola_eval.planning import (
+        PlanningConfig,
+        WorldModel,
+        evaluate_planning,
+        labelled_frames,
+        train_readout,
+    )
 
-    results = evaluate_planning(run=run, adapter=adapter, num_pairs=options.planning_pairs, seed=options.seed)
-    return {
-        f"planning/{key}": metric(value, results.get("pairs", 0))
-        for key, value in results.items()
-        if isinstance(value, int | float) and key != "pairs"
+    config = PlanningConfig(**options.planning_config)
+    readout = None
+    if options.planning_cost == "block_pose":
+        readout = train_readout(
+            *labelled_frames(train_episodes), steps=options.readout_steps, seed=options.seed
+        )
+    metrics = {}
+    planners = {
+        "world_model": WorldModel(wm, adapter, euler_steps=config.euler_steps, seed=options.seed),
+        "oracle": "oracle",
+        "random": "random",
     }
+    for name, model in planners.items():
+        result = evaluate_planning(
+            test_episodes,
+            model,
+            cost=options.planning_cost,
+            readout=readout,
+            config=config,
+            num_pairs=options.planning_pairs,
+            seed=options.seed,
+        )
+        metrics[f"planning/{name}/success"] = metric(result["success"], result["num_pairs"])
+        metrics[f"planning/{name}/success_strict"] = metric(result["success_strict"], result["num_pairs"])
+        if result["seconds_per_mpc_step"] is not None:
+            metrics[f"planning/{name}/s_per_mpc_step"] = metric(
+                result["seconds_per_mpc_step"], result["mpc_steps"]
+            )
+    return metrics
 
 
 def _spread(total: int, count: int) -> list[int]:
