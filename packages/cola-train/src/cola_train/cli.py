@@ -1,9 +1,12 @@
-"""The `cola-train` command line."""
+"""The `cola-train` command line: collect | quickstart | run | two-stage."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -12,9 +15,94 @@ def build_parser() -> argparse.ArgumentParser:
     from cola_train.data.cli import add_collect_command
 
     add_collect_command(commands)
+    _add_quickstart_command(commands)
+    _add_run_command(commands, "run", "Run the stages of a config (default: pretrain, warmup, joint).", None)
+    _add_run_command(
+        commands,
+        "two-stage",
+        "The two-stage baseline: lam_recon then wm_finetune.",
+        ["lam_recon", "wm_finetune"],
+    )
     return parser
+
+
+def _add_quickstart_command(commands: argparse._SubParsersAction) -> None:
+    quick = commands.add_parser(
+        "quickstart", help="Collect PushT and co-train a tiny model on the CPU (~12 min)."
+    )
+    quick.add_argument(
+        "--out", default="cola-quickstart", help="folder for data/ and run/ (default: %(default)s)"
+    )
+    quick.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. joint.steps=100 (repeatable)",
+    )
+    quick.set_defaults(func=_quickstart)
+
+
+def _add_run_command(
+    commands: argparse._SubParsersAction, name: str, text: str, stages: list[str] | None
+) -> None:
+    run = commands.add_parser(name, help=text, description=text)
+    run.add_argument("--config", type=Path, help="TOML or YAML config file (see configs/)")
+    run.add_argument("--preset", choices=["quickstart", "paper"], help="start from a built-in preset")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. optim.lr_dit=1e-4 (repeatable)",
+    )
+    run.add_argument("--out", type=Path, required=True, help="run directory")
+    run.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
+    run.add_argument("--push-to-hub", metavar="REPO", help="push models, config and metrics to this Hub repo")
+    run.set_defaults(func=_run, stages=stages)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cola_train.config import load_config
+    from cola_train.pipeline import train
+
+    overrides = list(args.overrides)
+    if args.stages is not None:
+        overrides.insert(0, "stages=[" + ", ".join(f'"{s}"' for s in args.stages) + "]")
+    config = load_config(args.config, overrides, preset=args.preset)
+    run_dir = train(config, args.out, resume=args.resume, push_to_hub=args.push_to_hub)
+    _print_where(run_dir)
+    return 0
+
+
+def _quickstart(args: argparse.Namespace) -> int:
+    from cola_train.quickstart import quickstart
+
+    run_dir = quickstart(args.out, overrides=args.overrides)
+    _print_where(run_dir)
+    return 0
+
+
+def _print_where(run_dir: Path) -> None:
+    print(f"models:  {run_dir / 'models'}  (lam/, wm/: load with cola_train.load_trained({str(run_dir)!r}))")
+    print(f"metrics: {run_dir / 'metrics.jsonl'}")
+    print(f"config:  {run_dir / 'config.json'}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from cola_train.loop import TrainingDiverged
+
+    try:
+        return int(args.func(args) or 0)
+    except TrainingDiverged as error:
+        print(f"cola-train: {error}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        print(f"cola-train: error: {error}", file=sys.stderr)
+        return 2

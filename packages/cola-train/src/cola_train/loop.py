@@ -366,8 +366,7 @@ def _diverged(session: Session, name: str, step: int, what: str) -> None:
 
     last = latest_checkpoint(session.checkpoint_dir) if session.checkpoint_dir else None
     keep = (
-        f"the last good checkpoint is {last}; resume from it with --resume after lowering the learning "
-        "rate or changing the seed"
+        f"the last good checkpoint is {last}; lower the learning rates (optim.lr_*) and start a new run"
         if last
         else "no checkpoint was written yet"
     )
