@@ -278,3 +278,8 @@ def test_episode_rejects_bad_arrays():
         Episode(frames, good[:3], good, index=0)
     with pytest.raises(ValueError, match="states must be float32"):
         Episode(frames, good, good.astype(np.float64), index=0)
+
+
+def test_writer_refuses_a_directory_that_holds_files(lerobot_dataset):
+    with pytest.raises(ValueError, match="not an empty directory"):
+        write_lerobot(lerobot_dataset[0], [make_episode(0, 3)], fps=10)

@@ -10,7 +10,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from cola_train.data.lerobot import DEFAULT_CAMERA, EpisodeRecord, write_episode_files, write_meta
+from cola_train.data.lerobot import (
+    DEFAULT_CAMERA,
+    EpisodeRecord,
+    prepare_output_dir,
+    write_episode_files,
+    write_meta,
+)
 from cola_train.data.pusht import FPS, FRAME_SIZE, TASK, make_pusht_env, rollout_pusht
 
 DEFAULT_EPISODE_LENGTH = 200
@@ -38,18 +44,13 @@ def collect_pusht(
 
     Deterministic for a seed whatever `workers` is (default: one per CPU core). Returns the dataset path.
     """
-    out = Path(out_dir)
     if episodes < 1 or episode_length < 2:
         raise ValueError(f"need episodes >= 1 and episode_length >= 2, got {episodes} and {episode_length}")
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(
-            f"{out} already exists and is not an empty directory; choose a new --out or remove it"
-        )
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output_dir(out_dir)
 
     jobs = [
         (out, index, *episode_seeds(seed, index), episode_length, frame_size) for index in range(episodes)

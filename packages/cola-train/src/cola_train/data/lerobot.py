@@ -57,7 +57,7 @@ def write_lerobot(
     camera: str = DEFAULT_CAMERA,
 ) -> Path:
     """Write `episodes` as a LeRobot v2.1 dataset at `root` (a new or empty directory)."""
-    root = Path(root)
+    root = prepare_output_dir(root)
     if not episodes:
         raise ValueError("write_lerobot needs at least one episode")
     records, first = [], 0
@@ -65,6 +65,17 @@ def write_lerobot(
         records.append(write_episode_files(root, episode, fps, first, camera))
         first += len(episode)
     write_meta(root, records, fps, task, camera)
+    return root
+
+
+def prepare_output_dir(root: str | Path) -> Path:
+    """Create `root` for a new dataset; refuse one that already holds files rather than mix two datasets."""
+    root = Path(root)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise ValueError(
+            f"{root} already exists and is not an empty directory; choose a new --out or remove it"
+        )
+    root.mkdir(parents=True, exist_ok=True)
     return root
 
 
