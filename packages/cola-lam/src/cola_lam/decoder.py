@@ -1,7 +1,7 @@
 """LAMDecoder: the two-stage baseline's forward model: next frame from this frame and a latent action."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the Hub mixin reads the LAMConfig annotation at runtime
+# to rebuild the dataclass from config.json.
 import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin

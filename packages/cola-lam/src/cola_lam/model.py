@@ -1,7 +1,7 @@
 """LatentActionModel: the IDM followed by the vector quantizer, saved and loaded via the Hugging Face Hub."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the Hub mixin reads the LAMConfig annotation at runtime
+# to rebuild the dataclass from config.json.
 import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
