@@ -1,1 +1,50 @@
-"""cola_eval."""
+"""cola_eval: evaluations of CoLA runs: video metrics (PSNR, SSIM, LPIPS, FVD), controllability, codebook
+health, linear probes, the action adapter, visual planning on PushT, code atlases and reports."""
+
+from cola_eval.adapter import ActionAdapter, train_adapter
+from cola_eval.atlas import code_atlas, write_atlas
+from cola_eval.codebook import CodebookUsage, codebook_usage, plot_training_curves, read_training_metrics
+from cola_eval.fvd import fvd, i3d_features, load_i3d
+from cola_eval.i3d import InceptionI3d
+from cola_eval.lpips import LPIPS, load_lpips, lpips_distance
+from cola_eval.metrics import feature_statistics, frechet_distance, psnr, ssim
+from cola_eval.planning import evaluate_planning
+from cola_eval.probe import LinearProbe, fit_linear_probe, probe_latent_actions, regression_scores
+from cola_eval.report import ReportOptions, write_report
+from cola_eval.rollout import RolloutEvaluation, evaluate_rollouts, latent_actions, rollout
+from cola_eval.weights import WeightsSource, WeightsUnavailable
+
+__all__ = [
+    "LPIPS",
+    "ActionAdapter",
+    "CodebookUsage",
+    "InceptionI3d",
+    "LinearProbe",
+    "ReportOptions",
+    "RolloutEvaluation",
+    "WeightsSource",
+    "WeightsUnavailable",
+    "code_atlas",
+    "codebook_usage",
+    "evaluate_planning",
+    "evaluate_rollouts",
+    "feature_statistics",
+    "fit_linear_probe",
+    "frechet_distance",
+    "fvd",
+    "i3d_features",
+    "latent_actions",
+    "load_i3d",
+    "load_lpips",
+    "lpips_distance",
+    "plot_training_curves",
+    "probe_latent_actions",
+    "psnr",
+    "read_training_metrics",
+    "regression_scores",
+    "rollout",
+    "ssim",
+    "train_adapter",
+    "write_atlas",
+    "write_report",
+]
