@@ -3,6 +3,7 @@ detection, and the errors bad files give."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -283,3 +284,22 @@ def test_episode_rejects_bad_arrays():
 def test_writer_refuses_a_directory_that_holds_files(lerobot_dataset):
     with pytest.raises(ValueError, match="not an empty directory"):
         write_lerobot(lerobot_dataset[0], [make_episode(0, 3)], fps=10)
+
+
+def test_lerobot_image_feature_stored_in_parquet(tmp_path):
+    from PIL import Image
+
+    episode = make_episode(0, 4)
+    root = write_lerobot(tmp_path / "images", [episode], fps=10)
+    info = json.loads((root / "meta/info.json").read_text())
+    info["features"]["observation.images.png"] = {"dtype": "image", "shape": [32, 32, 3], "names": None}
+    (root / "meta/info.json").write_text(json.dumps(info))
+    path = root / "data/chunk-000/episode_000000.parquet"
+    pngs = []
+    for frame in episode.frames:
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="PNG")
+        pngs.append({"bytes": buffer.getvalue(), "path": None})
+    pq.write_table(pq.read_table(path).append_column("observation.images.png", pa.array(pngs)), path)
+    (read,) = load_episodes(root, camera="observation.images.png")
+    assert_same_episode(read, episode, exact_frames=True)
