@@ -1,6 +1,6 @@
 import pytest
 import torch
-from cola_eval.fvd import fvd, i3d_features, load_i3d, preprocess_for_i3d
+from cola_eval.fvd import fvd, load_i3d, preprocess_for_i3d
 from cola_eval.i3d import InceptionI3d
 from cola_eval.weights import WeightsSource, WeightsUnavailable
 from safetensors.torch import save_file
@@ -58,9 +58,9 @@ def test_local_file_loads_and_fvd_of_identical_sets_is_zero(i3d_file):
     model = load_i3d(WeightsSource(local_path=path))
     torch.manual_seed(1)
     videos = torch.rand(2, 10, 3, 16, 16) * 2 - 1
-    with torch.no_grad():
-        assert torch.allclose(i3d_features(model, videos), reference(preprocess_for_i3d(videos)), atol=1e-5)
-    assert fvd(model, videos, videos) == pytest.approx(0.0, abs=1e-6)
+    loaded, expected = model.state_dict(), reference.state_dict()
+    assert loaded.keys() == expected.keys() and all(torch.equal(loaded[k], expected[k]) for k in expected)
+    assert fvd(model, videos, videos) == pytest.approx(0.0, abs=1e-6)  # I3D in float32, statistics in float64
 
 
 def test_hub_download_path_offline_from_cache(i3d_file, tmp_path, offline_hub):
