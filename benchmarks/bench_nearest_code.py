@@ -1,0 +1,101 @@
+"""nearest_code: the Triton kernel vs eager PyTorch (cdist + argmin) vs torch.compile of that eager code.
+
+Prints time per call and the peak extra GPU memory each one allocates (the eager code materialises the N x K
+distance matrix; the kernel needs only its O(N) outputs). On CUDA: fp32, N in {16384, 65536, 262144}, K in
+{32, 1024}, D in {32, 64}. On CPU one small size with the PyTorch code only, so CI stays fast (Triton kernels
+are timed on a GPU only); COLA_BENCH_FULL=1 runs the full grid on CPU as well.
+
+    uv run pytest benchmarks/bench_nearest_code.py -s --benchmark-disable
+"""
+
+import os
+import time
+from collections.abc import Callable
+
+import pytest
+import torch
+from cola_lam import nearest_code
+from cola_lam.kernels import nearest_code_reference, nearest_code_triton
+
+CUDA = torch.cuda.is_available()
+DEVICE = "cuda" if CUDA else "cpu"
+FULL = CUDA or os.environ.get("COLA_BENCH_FULL") == "1"
+SIZES = (
+    [(n, k, d) for n in (16384, 65536, 262144) for k in (32, 1024) for d in (32, 64)]
+    if FULL
+    else [(4096, 32, 32)]
+)
+
+
+def eager_cdist_argmin(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    dist = torch.cdist(z, codebook)
+    indices = dist.argmin(dim=1)
+    return indices, dist.gather(1, indices[:, None]).squeeze(1).square()
+
+
+def _time(fn: Callable[[], object], repeats: int) -> float:
+    """Median seconds per call, after one warm-up call (which also compiles)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        if CUDA:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        else:
+            begin = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - begin)
+    return sorted(times)[len(times) // 2]
+
+
+def _peak_extra_bytes(fn: Callable[[], object]) -> int | None:
+    """Peak CUDA memory allocated during one call beyond what was allocated before it (None on CPU)."""
+    if not CUDA:
+        return None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - before
+
+
+def _implementations() -> dict[str, Callable]:
+    if not CUDA:
+        return {"eager": eager_cdist_argmin, "reference": nearest_code_reference}
+    torch._dynamo.reset()  # one compile per size; avoids hitting dynamo's recompile limit across the grid
+    return {
+        "triton": nearest_code_triton,
+        "eager": eager_cdist_argmin,
+        "compile": torch.compile(eager_cdist_argmin, dynamic=False),
+    }
+
+
+@pytest.mark.parametrize(("n", "k", "d"), SIZES)
+def test_nearest_code(benchmark, n, k, d):
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
+    z = torch.randn(n, d, device=DEVICE, generator=gen)
+    codebook = torch.randn(k, d, device=DEVICE, generator=gen)
+    repeats = 20 if CUDA else 3
+    results = {}
+    for name, fn in _implementations().items():
+        seconds = _time(lambda fn=fn: fn(z, codebook), repeats)
+        extra = _peak_extra_bytes(lambda fn=fn: fn(z, codebook))
+        memory = "n/a (CPU)" if extra is None else f"{extra / 2**20:9.2f} MiB"
+        results[name] = seconds
+        print(
+            f"nearest_code N={n:6d} K={k:4d} D={d:2d} {name:9s} {seconds * 1e6:10.1f} us  peak extra {memory}"
+        )
+    if "triton" in results:
+        agree = (nearest_code_triton(z, codebook)[0] == eager_cdist_argmin(z, codebook)[0]).float().mean()
+        speedup_eager = results["eager"] / results["triton"]
+        speedup_compile = results["compile"] / results["triton"]
+        print(
+            f"nearest_code N={n:6d} K={k:4d} D={d:2d} triton speed-up {speedup_eager:.2f}x vs eager, "
+            f"{speedup_compile:.2f}x vs compile; index agreement with eager {agree:.5f}"
+        )
+    benchmark(lambda: nearest_code(z, codebook))
