@@ -196,25 +196,28 @@ def write_meta(root: Path, records: Sequence[EpisodeRecord], fps: float, task: s
 
 
 def _episode_stats(frames: np.ndarray, camera: str, values: dict[str, np.ndarray]) -> dict:
-    """LeRobot's per-episode statistics; images per channel in [0, 1], shaped [3, 1, 1]."""
-
-    def summary(array: np.ndarray, axes: tuple[int, ...], shape: tuple[int, ...]) -> dict:
-        array = array.astype(np.float64, copy=False)
-        stats = {
-            "min": array.min(axis=axes),
-            "max": array.max(axis=axes),
-            "mean": array.mean(axis=axes),
-            "std": array.std(axis=axes),
-        }
-        return {name: value.reshape(shape).tolist() for name, value in stats.items()} | {
-            "count": [len(array)]
-        }
-
-    stats = {camera: summary(frames / 255.0, (0, 1, 2), (3, 1, 1))}
+    """LeRobot's per-episode statistics: per column of each feature, images per channel ([3, 1, 1])."""
+    stats = {camera: _image_stats(frames)}
     for key, array in values.items():
-        array = array.reshape(len(array), -1)
-        stats[key] = summary(array, (0,), (array.shape[1],))
+        array = array.reshape(len(array), -1).astype(np.float64)
+        summary = {"min": array.min(0), "max": array.max(0), "mean": array.mean(0), "std": array.std(0)}
+        stats[key] = {name: value.tolist() for name, value in summary.items()} | {"count": [len(array)]}
     return stats
+
+
+def _image_stats(frames: np.ndarray) -> dict:
+    """Per-channel stats of uint8 frames in [0, 1], from 256-bin histograms: exact, and far cheaper than
+    reductions over a float copy of every pixel."""
+    levels = np.arange(256) / 255.0
+    histograms = np.stack([np.bincount(frames[..., c].ravel(), minlength=256) for c in range(3)])
+    count = histograms.sum(axis=1)
+    mean = histograms @ levels / count
+    std = np.sqrt(np.maximum(histograms @ levels**2 / count - mean**2, 0.0))
+    present = histograms > 0
+    minimum = levels[present.argmax(axis=1)]
+    maximum = levels[255 - present[:, ::-1].argmax(axis=1)]
+    stats = {"min": minimum, "max": maximum, "mean": mean, "std": std}
+    return {name: value.reshape(3, 1, 1).tolist() for name, value in stats.items()} | {"count": [len(frames)]}
 
 
 def read_lerobot(root: str | Path, camera: str | None = None) -> list[Episode]:

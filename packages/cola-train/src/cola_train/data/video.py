@@ -29,7 +29,8 @@ def encode_video(path: Path, frames: np.ndarray, fps: float) -> None:
         stream = container.add_stream("libx264", rate=round(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = PIXEL_FORMAT
-        stream.options = {"qp": "0", "preset": "veryfast"}
+        # One encoder thread: collection already runs one worker per core.
+        stream.options = {"qp": "0", "preset": "veryfast", "threads": "1"}
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
