@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+import socket
 from typing import Any
 
 import torch
@@ -69,3 +71,37 @@ class MovingSquares:
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {"video": self.clips[index]}
+
+
+DDP_SECTIONS = {
+    "stages": ["pretrain", "joint"],
+    "pretrain": {"steps": 2},
+    "joint": {"steps": 2},
+    "train": {"batch_size": 4, "micro_batch_size": 2},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    """One torchrun-like rank (for torch.multiprocessing.spawn; it must live in an importable module)."""
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+    from cola_train import train
+    from cola_train.distributed import init_distributed, shutdown
+
+    context = init_distributed("cpu")
+    try:
+        train(tiny_config(**DDP_SECTIONS), out, data=MovingSquares())
+    finally:
+        shutdown(context)

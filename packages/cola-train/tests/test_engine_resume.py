@@ -1,4 +1,4 @@
-"""A run killed mid-way and resumed reproduces the uninterrupted run; bad resumes and NaN losses fail clearly."""
+"""A killed and resumed run reproduces the uninterrupted one; bad resumes and NaN losses fail clearly."""
 
 import os
 import re
@@ -14,11 +14,10 @@ import torch
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from engine_helpers import MovingSquares, tiny_config  # noqa: E402
-
-from cola_train import TrainingDiverged, load_trained, train  # noqa: E402
-from cola_train.checkpoint import latest_checkpoint, load_checkpoint  # noqa: E402
-from cola_train.metrics_log import read_metrics  # noqa: E402
+from cola_train import TrainingDiverged, load_trained, train
+from cola_train.checkpoint import latest_checkpoint, load_checkpoint
+from cola_train.metrics_log import read_metrics
+from engine_helpers import MovingSquares, tiny_config
 
 STEPS = {"pretrain": {"steps": 4}, "warmup": {"steps": 4}, "joint": {"steps": 4}}
 

@@ -61,6 +61,7 @@ class Session:
     ema: EMA | None = None
     global_step: int = 0
     resume: Checkpoint | None = None
+    collapse_streak: str | None = None
     log: MetricsLog = field(init=False)
 
     def __post_init__(self) -> None:
@@ -291,11 +292,22 @@ def _log_step(
         record["collapse"] = bool(warnings)
         if warnings:
             record["collapse_warnings"] = warnings
-            session.log.event(
-                {"event": "codebook_collapse", "stage": plan.name, "step": step},
-                f"codebook collapse signs in {plan.name} at step {step}: " + "; ".join(warnings),
-                level=logging.WARNING,
+        # Warn when a collapse starts (or a new stage begins collapsed) and when it ends, not every step.
+        streak = plan.name if warnings else None
+        if streak != session.collapse_streak:
+            message = (
+                f"codebook collapse signs in {plan.name} at step {step}: " + "; ".join(warnings)
+                if warnings
+                else f"codebook healthy again in {plan.name} at step {step}"
             )
+            event = {
+                "event": "codebook_collapse" if warnings else "codebook_recovered",
+                "stage": plan.name,
+                "step": step,
+                **stats,
+            }
+            session.log.event(event, message, level=logging.WARNING if warnings else logging.INFO)
+            session.collapse_streak = streak
     session.log.log(record, session.global_step)
 
 

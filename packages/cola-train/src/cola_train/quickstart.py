@@ -1,4 +1,4 @@
-"""``cola-train quickstart``: collect a small PushT dataset and co-train a tiny CoLA world model on the CPU."""
+"""``cola-train quickstart``: collect a small PushT dataset, co-train a tiny CoLA world model on the CPU."""
 
 from __future__ import annotations
 

@@ -63,8 +63,9 @@ def load_trained(run_dir_or_hub_id: str | Path) -> TrainedRun:
 def _load_model(model_class: type, config_class: type, directory: Path) -> nn.Module:
     """A ``save_pretrained`` folder (config.json + model.safetensors) -> the model in eval mode.
 
-    Built from the config dataclass directly: ``PyTorchModelHubMixin.from_pretrained`` hands ``LatentActionModel``
-    a plain dict (its ``config`` annotation is a string under ``from __future__ import annotations``).
+    Built from the config dataclass directly: ``PyTorchModelHubMixin.from_pretrained`` hands
+    ``LatentActionModel`` a plain dict (its ``config`` annotation is a string under
+    ``from __future__ import annotations``).
     """
     from safetensors.torch import load_model
 
