@@ -32,15 +32,17 @@ class _FastReadoutPushTEnv(PushTEnv):
     """gym-pusht's PushT with a faster screen readout; its frames are bit-identical to the stock env's.
 
     The stock env copies a transposed, strided view of the 512x512 pygame surface, which costs as much as
-    the physics and drawing together; reading the surface row-major gives the same array for a third of it.
+    the physics and drawing together. Reading the surface row-major as 4-byte RGBX pixels is a plain copy,
+    and OpenCV resizes each channel on its own, so dropping X after the resize gives the same frame for a
+    twentieth of the cost.
     """
 
     def _get_img(self, screen, width, height, render_action=False):
         if render_action:
             return super()._get_img(screen, width, height, render_action)
         side = screen.get_width()
-        pixels = np.frombuffer(pygame.image.tobytes(screen, "RGB"), dtype=np.uint8).reshape(side, side, 3)
-        return cv2.resize(pixels, (width, height))
+        pixels = np.frombuffer(pygame.image.tobytes(screen, "RGBX"), dtype=np.uint8).reshape(side, side, 4)
+        return np.ascontiguousarray(cv2.resize(pixels, (width, height))[:, :, :3])
 
 
 def make_pusht_env(frame_size: int = FRAME_SIZE) -> PushTEnv:
