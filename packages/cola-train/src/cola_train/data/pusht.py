@@ -82,7 +82,7 @@ def rollout_pusht(
     frame_size: int = FRAME_SIZE,
     env: PushTEnv | None = None,
 ) -> Episode:
-    """Drive the scripted pusher for `length` frames from the reset of `reset_seed`.
+    """Drive the scripted pusher for `length` frames from the reset of `reset_seed` (in `env` if given).
 
     Row t holds the frame and state at step t and the action taken there: the absolute target (exactly the
     float32 values the env was stepped with) and the delta from the agent's position to it. The last action is
@@ -91,20 +91,18 @@ def rollout_pusht(
     if length < 1:
         raise ValueError(f"episode length must be at least 1 frame, got {length}")
     env = env if env is not None else make_pusht_env(frame_size)
+    core = env.unwrapped
     policy = ScriptedPusher(np.random.default_rng(policy_seed))
-    frames = np.empty((length, frame_size, frame_size, 3), dtype=np.uint8)
+    frames = np.empty((length, core.observation_height, core.observation_width, 3), dtype=np.uint8)
     actions = np.empty((length, 4), dtype=np.float32)
     states = np.empty((length, 5), dtype=np.float32)
     observation, _ = env.reset(seed=reset_seed)
     for t in range(length):
         frames[t] = observation["pixels"]
         states[t] = pusht_state(env)
-        core = env.unwrapped
-        agent = np.asarray(core.agent.position)
-        block = core.block
-        target = policy(agent, np.array([block.position[0], block.position[1], block.angle])).astype(
-            np.float32
-        )
+        agent, block = np.asarray(core.agent.position), core.block
+        block_pose = np.array([block.position[0], block.position[1], block.angle])
+        target = policy(agent, block_pose).astype(np.float32)
         actions[t, :2] = target
         actions[t, 2:] = target.astype(np.float64) - agent
         if t + 1 < length:
