@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -135,3 +137,29 @@ def test_bad_arguments():
         ClipDataset([make_episode(0, 5, size=8), make_episode(1, 5, size=16)], clip_length=2)
     with pytest.raises(ValueError, match="fractions"):
         split_of([1, 2, 3], (0.6, 0.5))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 30), min_size=1, max_size=5),
+    clip_length=st.integers(1, 6),
+    frame_skip=st.integers(1, 3),
+    stride=st.integers(1, 4),
+)
+def test_every_clip_is_a_window_of_its_episode(lengths, clip_length, frame_skip, stride):
+    span = (clip_length - 1) * frame_skip + 1
+    episodes = [make_episode(i, n, size=2) for i, n in enumerate(lengths)]
+    if all(n < span for n in lengths):
+        with pytest.raises(ValueError, match="shorter than one clip"):
+            ClipDataset(episodes, clip_length, frame_skip=frame_skip, stride=stride)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dataset = ClipDataset(episodes, clip_length, frame_skip=frame_skip, stride=stride)
+    assert len(dataset) == sum((n - span) // stride + 1 for n in lengths if n >= span)
+    for item in (dataset[i] for i in range(len(dataset))):
+        length = lengths[item["episode"]]
+        assert item["start"] % stride == 0 and item["start"] + span <= length
+        frame_numbers = torch.arange(item["start"], item["start"] + span, frame_skip, dtype=torch.float32)
+        assert torch.equal(item["actions"][:, 0], frame_numbers)
+        assert torch.equal(item["video"][:, 0, 0, 0], frame_numbers / 127.5 - 1)
