@@ -11,7 +11,9 @@ DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
 
 def test_kernel_runs_interpreted_on_cpu():
-    assert torch.cuda.is_available() or INTERPRETED, "TRITON_INTERPRET=1 was not set before the kernel import"
+    assert torch.cuda.is_available() or INTERPRETED, (
+        "triton was imported before tests/conftest.py set TRITON_INTERPRET=1; run with TRITON_INTERPRET=1 set"
+    )
 
 
 def assert_matches_reference(z, codebook, dist_tol):
