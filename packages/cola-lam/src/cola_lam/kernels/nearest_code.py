@@ -73,13 +73,15 @@ def _nearest_code_kernel(
 ):
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_mask = rows < N
+    # int64 offsets: N * D may exceed 2**31 elements.
+    z_rows = z_ptr + rows.to(tl.int64)[:, None] * stride_zn
     offs_d = tl.arange(0, BLOCK_D)
 
     z_sq = tl.zeros((BLOCK_N,), dtype=tl.float32)
     for d0 in range(0, D, BLOCK_D):
         d = d0 + offs_d
         z = tl.load(
-            z_ptr + rows[:, None] * stride_zn + d[None, :] * stride_zd,
+            z_rows + d[None, :] * stride_zd,
             mask=row_mask[:, None] & (d[None, :] < D),
             other=0.0,
         ).to(tl.float32)
@@ -95,7 +97,7 @@ def _nearest_code_kernel(
             d = d0 + offs_d
             d_mask = d < D
             z = tl.load(
-                z_ptr + rows[:, None] * stride_zn + d[None, :] * stride_zd,
+                z_rows + d[None, :] * stride_zd,
                 mask=row_mask[:, None] & d_mask[None, :],
                 other=0.0,
             )
