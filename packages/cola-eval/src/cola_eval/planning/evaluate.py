@@ -1,0 +1,190 @@
+"""evaluate_planning: run one planner (world model, oracle simulator or random policy) over fixed
+start/goal pairs.
+
+For each pair the real env is rebuilt at the start by replay; every MPC step rolls all candidate
+sequences out in
+the model, scores them against the goal frame, executes ``execute_steps`` actions in the real env and replans,
+for at most ``budget`` env steps. Success is checked after every executed step from the simulator's state. An
+episode runs until the strict rule holds or the budget is spent, so both columns come from the same runs.
+"""
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+
+import numpy as np
+import torch
+from cola_train.data import Episode, pusht_state, render_frame
+from tqdm import tqdm
+
+from cola_eval.planning.config import PlanningConfig
+from cola_eval.planning.costs import BlockPoseCost, Cost, Goal, PixelMSECost, StatePoseCost
+from cola_eval.planning.models import Observation, SimulatorModel, WorldModel, env_target
+from cola_eval.planning.mpc import MPCPlanner
+from cola_eval.planning.protocol import (
+    PlanningPair,
+    block_errors,
+    goal_of,
+    is_strict_success,
+    is_success,
+    make_pairs,
+    restore_exactly,
+)
+from cola_eval.planning.readout import StateReadout, frames_to_tensor
+
+COSTS = ("pixel_mse", "block_pose", "state_pose")
+
+
+def resolve_cost(cost: str | Cost, readout: StateReadout | None) -> Cost:
+    if not isinstance(cost, str):
+        return cost
+    if cost == "pixel_mse":
+        return PixelMSECost()
+    if cost == "state_pose":
+        return StatePoseCost()
+    if cost == "block_pose":
+        if readout is None:
+            raise ValueError(
+                "the block_pose cost needs a trained StateReadout: pass readout=train_readout(...)."
+            )
+        return BlockPoseCost(readout)
+    raise ValueError(f"unknown cost {cost!r}; choose one of {COSTS} or pass a cost object.")
+
+
+def resolve_model(model: str | WorldModel | SimulatorModel) -> WorldModel | SimulatorModel | None:
+    """None stands for the random policy."""
+    if isinstance(model, WorldModel | SimulatorModel):
+        return model
+    if model == "oracle":
+        return SimulatorModel()
+    if model == "random":
+        return None
+    raise ValueError(f"unknown model {model!r}; pass 'oracle', 'random' or a WorldModel(wm, adapter).")
+
+
+def run_pair(
+    episode: Episode,
+    pair: PlanningPair,
+    model: WorldModel | SimulatorModel | None,
+    cost: Cost | None,
+    config: PlanningConfig,
+    seed: int,
+    step_seconds: list[float],
+) -> dict:
+    """Plan from one start towards one goal; returns the pair's outcome. MPC step timings go to
+    ``step_seconds``."""
+    goal_frame, goal_state = goal_of(episode, pair)
+    env = restore_exactly(episode, pair.start)
+    goal = Goal(frame=frames_to_tensor(goal_frame), state=goal_state)
+    planner = MPCPlanner(config, seed=seed)
+    random_policy = np.random.default_rng(seed)
+    steps, success_at, strict_at = 0, None, None
+    while steps < config.budget and strict_at is None:
+        if model is None:
+            actions = random_policy.uniform(-1.0, 1.0, size=(1, 2))
+        else:
+            observation = Observation(env, frames_to_tensor(render_frame(env)), pusht_state(env)[:2])
+
+            def cost_fn(candidates: torch.Tensor, observation: Observation = observation) -> torch.Tensor:
+                deltas = candidates.numpy() * config.max_delta
+                return cost(model.predict(observation, deltas, cost.needs_frames), goal)
+
+            started = time.perf_counter()
+            actions = planner.plan(cost_fn).numpy()
+            step_seconds.append(time.perf_counter() - started)
+        for action in actions:
+            if steps == config.budget or strict_at is not None:
+                break
+            env.step(env_target(env.unwrapped.agent.position, action * config.max_delta))
+            steps += 1
+            state = pusht_state(env)
+            if success_at is None and is_success(state, goal_state):
+                success_at = steps
+            if is_strict_success(state, goal_state):
+                strict_at = steps
+    block, angle, agent = block_errors(pusht_state(env), goal_state)
+    return {
+        "episode": episode.index,
+        "start": pair.start,
+        "goal": pair.goal,
+        "success": success_at is not None,
+        "success_strict": strict_at is not None,
+        "steps_to_success": success_at,
+        "final_block_error_px": block,
+        "final_angle_error_rad": angle,
+        "final_agent_error_px": agent,
+    }
+
+
+def evaluate_planning(
+    episodes: Sequence[Episode],
+    model: str | WorldModel | SimulatorModel = "oracle",
+    cost: str | Cost = "block_pose",
+    readout: StateReadout | None = None,
+    config: PlanningConfig | None = None,
+    num_pairs: int = 30,
+    seed: int = 0,
+    pairs: Sequence[PlanningPair] | None = None,
+    progress: bool = False,
+) -> dict:
+    """Success rates of one planner over a fixed, seeded set of start/goal pairs from held-out ``episodes``.
+
+    ``model``: ``WorldModel(wm, adapter, euler_steps)``, ``"oracle"`` (the true simulator) or ``"random"`` (a
+    uniformly random policy; the cost is then unused). ``cost``: ``"block_pose"`` (needs ``readout``),
+    ``"pixel_mse"``, ``"state_pose"`` (oracle only) or a cost object. ``pairs`` defaults to
+    ``make_pairs(episodes, num_pairs, config.goal_offset, seed)``, so runs with the same episodes, count
+    and seed
+    share their pairs. Returns ``success`` and ``success_strict`` rates, ``num_pairs``,
+    ``seconds_per_mpc_step``
+    (None for the random policy), mean final errors and one record per pair.
+    """
+    config = config or PlanningConfig()
+    if len(episodes) == 0:
+        raise ValueError(
+            "the planning evaluation set is empty: pass held-out PushT episodes (load_episodes(...))."
+        )
+    planner_model = resolve_model(model)
+    planner_cost = resolve_cost(cost, readout) if planner_model is not None else None
+    if isinstance(planner_cost, StatePoseCost) and not isinstance(planner_model, SimulatorModel):
+        raise ValueError("the state_pose cost reads simulator states, which only the oracle predicts.")
+    pairs = list(pairs) if pairs is not None else make_pairs(episodes, num_pairs, config.goal_offset, seed)
+    if not pairs:
+        raise ValueError("no start/goal pairs to evaluate.")
+    frame_size = int(episodes[pairs[0].episode].frames.shape[1])
+    if planner_model is not None:
+        planner_model.check_frame_size(frame_size)
+    if isinstance(planner_cost, BlockPoseCost) and planner_cost.readout.config.frame_size != frame_size:
+        raise ValueError(
+            f"the readout was trained on {planner_cost.readout.config.frame_size}px frames but the "
+            "episodes have "
+            f"{frame_size}px frames; train it on this dataset."
+        )
+    step_seconds: list[float] = []
+    records = [
+        run_pair(
+            episodes[pair.episode],
+            pair,
+            planner_model,
+            planner_cost,
+            config,
+            seed * 100_003 + i,
+            step_seconds,
+        )
+        for i, pair in enumerate(tqdm(pairs, desc="planning", disable=not progress))
+    ]
+    reached = [r["steps_to_success"] for r in records if r["steps_to_success"] is not None]
+    return {
+        "model": "random" if planner_model is None else planner_model.name,
+        "cost": None if planner_cost is None else planner_cost.name,
+        "method": "random" if planner_model is None else config.method,
+        "success": float(np.mean([r["success"] for r in records])),
+        "success_strict": float(np.mean([r["success_strict"] for r in records])),
+        "num_pairs": len(records),
+        "seconds_per_mpc_step": float(np.mean(step_seconds)) if step_seconds else None,
+        "mpc_steps": len(step_seconds),
+        "mean_steps_to_success": float(np.mean(reached)) if reached else None,
+        "mean_final_block_error_px": float(np.mean([r["final_block_error_px"] for r in records])),
+        "mean_final_angle_error_rad": float(np.mean([r["final_angle_error_rad"] for r in records])),
+        "config": asdict(config),
+        "pairs": records,
+    }
