@@ -1,0 +1,1 @@
+"""Parts of benchmarks/reproduce.py: evaluation, timing estimate, summary table and plots."""

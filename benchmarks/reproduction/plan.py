@@ -1,0 +1,261 @@
+"""The experiment's plan: its config (configs/reproduce-<size>.toml), the runs of one seed, and branching a
+run from another run's final checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+SIZES = ("smoke", "cpu", "gpu")
+
+
+@dataclass
+class Experiment:
+    """One size of the experiment, read from configs/reproduce-<size>.toml."""
+
+    size: str
+    seeds: list[int]
+    budget: int
+    cola_warmup_fraction: float
+    warmup_fractions: list[float]
+    adaptive_max_fraction: float
+    chunk_minutes: float
+    data: dict[str, Any]
+    run: dict[str, Any]
+    eval: dict[str, Any]
+    source: str = ""
+    planning: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, size: str) -> Experiment:
+        if not path.is_file():
+            raise ValueError(f"experiment config {path} does not exist; sizes are {', '.join(SIZES)}")
+        values = tomllib.loads(path.read_text())
+        known = {"experiment", "data", "run", "eval"}
+        if set(values) - known:
+            raise ValueError(
+                f"{path}: unknown sections {sorted(set(values) - known)}; valid: {sorted(known)}"
+            )
+        experiment = dict(values.get("experiment", {}))
+        evaluation = dict(values.get("eval", {}))
+        planning = evaluation.pop("planning", {})
+        try:
+            loaded = cls(
+                size=size,
+                seeds=[int(s) for s in experiment.pop("seeds")],
+                budget=int(experiment.pop("budget")),
+                cola_warmup_fraction=float(experiment.pop("cola_warmup_fraction")),
+                warmup_fractions=[float(f) for f in experiment.pop("warmup_fractions")],
+                adaptive_max_fraction=float(experiment.pop("adaptive_max_fraction")),
+                chunk_minutes=float(experiment.pop("chunk_minutes", 0)),
+                data=values["data"],
+                run=values.get("run", {}),
+                eval=evaluation,
+                source=str(path),
+                planning=planning,
+            )
+        except KeyError as missing:
+            raise ValueError(f"{path} lacks the key {missing}; see configs/reproduce-cpu.toml") from None
+        if experiment:
+            raise ValueError(f"{path}: unknown [experiment] keys {sorted(experiment)}")
+        loaded.validate()
+        return loaded
+
+    def validate(self) -> None:
+        if self.budget < 2 or not self.seeds:
+            raise ValueError(f"budget must be >= 2 and seeds non-empty, got {self.budget} and {self.seeds}")
+        if 0.0 not in self.warmup_fractions:
+            raise ValueError("warmup_fractions must hold 0.0: it is the 'joint, no warm-up' method")
+        if self.cola_warmup_fraction not in self.warmup_fractions:
+            raise ValueError(
+                f"cola_warmup_fraction {self.cola_warmup_fraction} must be one of warmup_fractions "
+                f"{self.warmup_fractions} (the ablation shares CoLA's run)"
+            )
+        for fraction in [*self.warmup_fractions, self.adaptive_max_fraction]:
+            if not 0.0 <= fraction < 1.0:
+                raise ValueError(f"warm-up fractions must be in [0, 1), got {fraction}")
+        if self.eval.get("planning_runs", "methods") not in ("methods", "all", "none"):
+            raise ValueError("eval.planning_runs must be 'methods', 'all' or 'none'")
+
+
+# ----------------------------------------------------------------------------------------------------
+# The runs of one seed
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One cola-train run: its stages (the parent's stages first) and their step counts."""
+
+    name: str
+    stages: tuple[str, ...]
+    steps: dict[str, int]
+    parent: str | None
+    label: str
+    adaptive: bool = False
+
+
+def warmup_steps(experiment: Experiment, fraction: float) -> int:
+    return round(fraction * experiment.budget)
+
+
+def fraction_name(fraction: float) -> str:
+    if fraction == 0:
+        return "0"
+    ratio = Fraction(fraction).limit_denominator(64)
+    return f"{ratio.numerator}of{ratio.denominator}"
+
+
+def warmup_run_name(fraction: float) -> str:
+    return f"warmup-{fraction_name(fraction)}"
+
+
+def branches(experiment: Experiment) -> list[Branch]:
+    """Every run of one seed in training order; the adaptive joint run is added once its warm-up has ended."""
+    budget = experiment.budget
+    pretrain = experiment.run.get("pretrain", {}).get("steps", 1000)
+    runs = [Branch("pretrain", ("pretrain",), {"pretrain": pretrain}, None, "pretrained world model")]
+    half = budget // 2
+    runs.append(
+        Branch(
+            "two-stage",
+            ("pretrain", "lam_recon", "wm_finetune"),
+            {"lam_recon": half, "wm_finetune": budget - half},
+            "pretrain",
+            "two-stage",
+        )
+    )
+    for fraction in sorted(set(experiment.warmup_fractions)):
+        steps = warmup_steps(experiment, fraction)
+        if steps == 0:
+            runs.append(
+                Branch(
+                    warmup_run_name(0.0),
+                    ("pretrain", "joint"),
+                    {"joint": budget},
+                    "pretrain",
+                    "joint, no warm-up",
+                )
+            )
+        else:
+            runs.append(
+                Branch(
+                    warmup_run_name(fraction),
+                    ("pretrain", "warmup", "joint"),
+                    {"warmup": steps, "joint": budget - steps},
+                    "pretrain",
+                    f"warm-up {fraction_name(fraction).replace('of', '/')}, then joint",
+                )
+            )
+    cap = warmup_steps(experiment, experiment.adaptive_max_fraction)
+    runs.append(
+        Branch(
+            "adaptive-warmup",
+            ("pretrain", "warmup"),
+            {"warmup": cap},
+            "pretrain",
+            "adaptive warm-up (first half of cola-adaptive)",
+            adaptive=True,
+        )
+    )
+    return runs
+
+
+def adaptive_joint_branch(experiment: Experiment, warmup_used: int) -> Branch:
+    """The joint stage after the adaptive warm-up: it gets the steps the warm-up left of the budget."""
+    cap = warmup_steps(experiment, experiment.adaptive_max_fraction)
+    return Branch(
+        "cola-adaptive",
+        ("pretrain", "warmup", "joint"),
+        {"warmup": cap, "joint": experiment.budget - warmup_used},
+        "adaptive-warmup",
+        "CoLA, adaptive warm-up",
+        adaptive=True,
+    )
+
+
+def methods(experiment: Experiment) -> dict[str, str]:
+    """Table row label -> run name (the issue's four methods)."""
+    cola = fraction_name(experiment.cola_warmup_fraction).replace("of", "/")
+    return {
+        "two-stage": "two-stage",
+        "joint, no warm-up": warmup_run_name(0.0),
+        f"CoLA (warm-up {cola})": warmup_run_name(experiment.cola_warmup_fraction),
+        "CoLA, adaptive warm-up": "cola-adaptive",
+    }
+
+
+def run_config(experiment: Experiment, branch: Branch, seed: int, data_path: Path) -> Any:
+    """The cola_train RunConfig of one branch: the shared [run] values, this seed, its stages and steps."""
+    from cola_train import RunConfig
+
+    values = copy.deepcopy(experiment.run)
+    values["seed"] = seed
+    values["stages"] = list(branch.stages)
+    values.setdefault("data", {})["path"] = str(data_path.resolve())
+    for stage, steps in branch.steps.items():
+        values.setdefault(stage, {})["steps"] = steps
+    if branch.adaptive:
+        values.setdefault("warmup", {})["adaptive"] = True
+    return RunConfig.from_dict(values)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Branching: a run that starts from another run's final checkpoint
+
+
+def seed_branch(parent_dir: Path, config: Any, run_dir: Path) -> None:
+    """Start ``run_dir`` from the last (stage-complete) checkpoint of ``parent_dir``.
+
+    cola-train has no "initialise from another run" option, so the parent's weights are written as this run's
+    first checkpoint, saying the parent's last stage is done and carrying this run's config; ``train(...,
+    resume=True)`` then restores them and runs the remaining stages. A fresh LAM decoder (two-stage) comes
+    from the engine's own seeded ``build_models``.
+    """
+    from cola_train import build_models
+    from cola_train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
+
+    if latest_checkpoint(run_dir / "checkpoints") is not None:
+        return
+    parent_file = latest_checkpoint(parent_dir / "checkpoints")
+    if parent_file is None:
+        raise ValueError(f"cannot branch from {parent_dir}: it has no checkpoint (was it trained?)")
+    parent = load_checkpoint(parent_file)
+    state = parent.state
+    if not state["stage_done"] or state["stage"] != state["config"]["stages"][-1]:
+        raise ValueError(f"cannot branch from {parent_file}: its run has not finished its stages")
+    if list(config.stages[: len(state["config"]["stages"])]) != state["config"]["stages"]:
+        raise ValueError(
+            f"branch stages {config.stages} do not continue the parent's {state['config']['stages']}"
+        )
+    groups = {name: parent.group(name) for name in ("lam", "wm", "ema", "rng")}
+    if "lam_recon" in config.stages:
+        groups["decoder"] = (
+            parent.group("decoder") or build_models(config, with_decoder=True).decoder.state_dict()
+        )
+    branched = {
+        **state,
+        "stage_index": config.stages.index(state["stage"]),
+        "optim": {"param_groups": [], "scalars": {}},
+        "adaptive": None,
+        "config": config.to_dict(),
+        "branched_from": str(parent_file),
+    }
+    save_checkpoint(checkpoint_path(run_dir / "checkpoints", state["global_step"]), groups, branched)
+
+
+def finished_stage_steps(run_dir: Path) -> dict[str, int]:
+    """Steps each stage of a finished run actually ran (from its events; adaptive warm-ups may end early)."""
+    steps = {}
+    events = run_dir / "events.jsonl"
+    if events.exists():
+        for line in events.read_text().splitlines():
+            record = json.loads(line)
+            if record.get("event") == "stage_end":
+                steps[record["stage"]] = int(record["steps"])
+    return steps

@@ -1,0 +1,235 @@
+"""The wall-time estimate printed at the start: per-step timings measured here, now, times the work left.
+
+Each stage kind trains a few steps on fresh models and the real clips; sampling, planning, the readout and the
+adapter are timed the same way. The work left counts only units without their marker, and runs that stopped
+mid-way from their last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+TIMED_STEPS = 3
+
+
+def stage_seconds_per_step(driver: Any, stage: str, seed: int) -> float:
+    """Mean seconds per training step of ``stage`` (after one untimed step), from the engine's own log."""
+    from cola_train import build_models, run_stages
+
+    from reproduction.plan import Branch, run_config
+
+    branch = Branch("timing", (stage,), {stage: TIMED_STEPS + 1}, None, "timing")
+    config = run_config(driver.experiment, branch, seed, driver.data_path)
+    values = config.to_dict()
+    values["train"].update(log_every=1, progress=False)
+    config = type(config).from_dict(values)
+    models = build_models(config, with_decoder=stage == "lam_recon")
+    with tempfile.TemporaryDirectory() as folder:
+        run_stages(config, models, driver.train_data(config), [stage], run_dir=Path(folder))
+        records = [json.loads(line) for line in (Path(folder) / "metrics.jsonl").read_text().splitlines()]
+    rates = [r["steps_per_s"] for r in records if r["step"] >= 1]
+    return sum(1.0 / rate for rate in rates) / len(rates)
+
+
+def _timed(function: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def evaluation_timings(driver: Any) -> dict[str, float]:
+    """Seconds per unit of each evaluation part, measured with fresh (untrained) models of the run's size."""
+    from cola_eval.adapter import ActionAdapter, AdapterConfig, fit_adapter
+    from cola_eval.planning import SimulatorModel, WorldModel, train_readout
+    from cola_eval.planning.models import Observation
+    from cola_eval.planning.readout import frames_to_tensor
+    from cola_train import build_models
+    from cola_train.data import ClipDataset, render_frame, restore_state
+    from cola_wm import sample
+
+    from reproduction.plan import Branch, run_config
+
+    experiment = driver.experiment
+    settings, planning = experiment.eval, experiment.planning
+    config = run_config(
+        experiment, Branch("timing", ("joint",), {"joint": 1}, None, "timing"), 0, driver.data_path
+    )
+    models = build_models(config, with_decoder=False)
+    lam, wm = models.lam.eval(), models.wm.eval()
+    episodes = driver.episodes()
+    frames = int(settings.get("frames", config.data.clip_length))
+    clips = ClipDataset(episodes[:2], frames, size=config.data.frame_size)
+    batch = int(settings.get("batch_size", 8))
+    video = torch.stack([clips[i % len(clips)]["video"] for i in range(batch)])
+    timings: dict[str, float] = {}
+    with torch.no_grad():
+        lam.encode(video)
+        timings["encode_per_clip"] = _timed(lambda: lam.encode(video)) / batch
+        device_wm, device_video = wm.to(driver.device), video.to(driver.device)
+        actions = torch.zeros(batch, frames - 1, wm.config.action_dim, device=driver.device)
+        sample(device_wm, device_video[:, :1], actions, num_frames=frames, steps=1)
+        steps = 2
+        seconds = _timed(
+            lambda: sample(device_wm, device_video[:, :1], actions, num_frames=frames, steps=steps)
+        )
+        timings["sample_per_clip_step"] = seconds / (batch * steps)
+        wm.cpu()
+    adapter = ActionAdapter(
+        AdapterConfig(
+            action_in=2,
+            tokens_per_action=lam.config.tokens_per_action,
+            num_codes=lam.config.num_codes,
+            code_dim=lam.config.code_dim,
+            frame_size=lam.config.frame_size,
+            action_columns=[2, 3],
+        )
+    )
+    fake_actions = torch.randn(512, 2)
+    fake_codes = torch.randint(0, lam.config.num_codes, (512, lam.config.tokens_per_action))
+    timings["adapter_step"] = (
+        _timed(lambda: fit_adapter(adapter, fake_actions, fake_codes, None, steps=10)) / 10
+    )
+    frames_np = episodes[0].frames[:64]
+    poses = episodes[0].states[:64, 2:5]
+    timings["readout_step"] = _timed(lambda: train_readout(frames_np, poses, steps=3)) / 3
+    if settings.get("planning_runs", "methods") != "none":
+        samples, horizon = int(planning.get("samples", 128)), int(planning.get("horizon", 8))
+        env = restore_state(episodes[0], 0)
+        observation = Observation(env, frames_to_tensor(render_frame(env)), env.unwrapped.agent.position)
+        deltas = torch.zeros(samples, horizon, 2).numpy()
+        if driver.device.type == "cpu":
+            model = WorldModel(wm, adapter, euler_steps=int(planning.get("euler_steps", 3)))
+        else:
+            from reproduction.evaluation import DeviceWorldModel
+
+            model = DeviceWorldModel(
+                wm.to(driver.device), adapter.to(driver.device), int(planning.get("euler_steps", 3)), 0
+            )
+        timings["wm_predict"] = _timed(lambda: model.predict(observation, deltas, True))
+        timings["oracle_predict"] = _timed(lambda: SimulatorModel().predict(observation, deltas, True))
+    return timings
+
+
+def _checkpoint_step(run_dir: Path) -> int:
+    from cola_train.checkpoint import latest_checkpoint
+
+    latest = latest_checkpoint(run_dir / "checkpoints")
+    return int(latest.stem.split("-")[1]) if latest else 0
+
+
+def training_left(driver: Any) -> dict[str, int]:
+    """Steps of each stage kind still to train, over all seeds (adaptive warm-ups counted at their cap)."""
+    from reproduction.plan import adaptive_joint_branch, branches
+
+    experiment = driver.experiment
+    pretrain = experiment.run.get("pretrain", {}).get("steps", 1000)
+    cap = round(experiment.adaptive_max_fraction * experiment.budget)
+    left: dict[str, int] = {}
+    for seed in experiment.seeds:
+        runs = [*branches(experiment), adaptive_joint_branch(experiment, cap)]
+        for branch in runs:
+            run_dir = driver.run_dir(seed, branch.name)
+            if driver.done(run_dir):
+                continue
+            inherited = 0 if branch.name == "pretrain" else pretrain
+            if branch.name == "cola-adaptive":
+                inherited += cap
+            done = max(_checkpoint_step(run_dir) - inherited, 0)
+            for stage in branch.stages:
+                if branch.name != "pretrain" and stage == "pretrain":
+                    continue
+                if branch.name == "cola-adaptive" and stage == "warmup":
+                    continue
+                steps = branch.steps[stage]
+                skip = min(done, steps)
+                done -= skip
+                left[stage] = left.get(stage, 0) + steps - skip
+    return left
+
+
+def estimate_remaining(driver: Any, say: Callable[[str], None]) -> dict[str, Any]:
+    """Measure, estimate and print the wall time of everything not yet done; returns the figures."""
+    experiment = driver.experiment
+    settings, planning = experiment.eval, experiment.planning
+    left = training_left(driver)
+    seed = experiment.seeds[0]
+    say("measuring per-step timings for the estimate (a few steps of each stage kind)")
+    per_step = {stage: stage_seconds_per_step(driver, stage, seed) for stage in left if left[stage] > 0}
+    evaluation = evaluation_timings(driver)
+    training = sum(left[stage] * per_step[stage] for stage in per_step)
+
+    runs_left = sum(
+        not (driver.run_dir(s, name) / "evaluation.json").exists()
+        for s in experiment.seeds
+        for name in driver.evaluated_runs()
+    )
+    planned_left = sum(
+        not (driver.run_dir(s, name) / "evaluation.json").exists()
+        for s in experiment.seeds
+        for name in driver.planning_runs()
+    )
+    clips = int(settings.get("max_clips", 32))
+    guidance = 2 if float(settings.get("guidance_scale", 1.0)) != 1.0 else 1
+    rollout = (
+        3 * clips * int(settings.get("sampling_steps", 10)) * guidance * evaluation["sample_per_clip_step"]
+    )
+    labelled = float(settings.get("adapter_fraction", 0.1)) * _train_clip_count(driver)
+    encode = (4 * clips + labelled) * evaluation["encode_per_clip"]
+    adapter = int(settings.get("adapter_steps", 300)) * evaluation["adapter_step"]
+    per_run = rollout + encode + adapter
+    pairs = int(settings.get("planning_pairs", 10))
+    mpc_steps = pairs * math.ceil(int(planning.get("budget", 50)) / int(planning.get("execute_steps", 2)))
+    iterations = int(planning.get("iterations", 3))
+    plan_run = mpc_steps * iterations * evaluation.get("wm_predict", 0.0)
+    reference = 0.0
+    if "wm_predict" in evaluation and not (driver.out / "shared" / "planning_reference.json").exists():
+        reference = mpc_steps * iterations * evaluation["oracle_predict"]
+        if not (driver.out / "shared" / "readout" / "model.safetensors").exists():
+            reference += int(settings.get("readout_steps", 1000)) * evaluation["readout_step"]
+    evaluation_total = runs_left * per_run + planned_left * plan_run + reference
+    total = training + evaluation_total
+    say(
+        "measured: "
+        + ", ".join(f"{stage} {seconds:.3f} s/step" for stage, seconds in per_step.items())
+        + f"; sampling {evaluation['sample_per_clip_step'] * 1000:.1f} ms per clip per Euler step"
+        + (
+            f"; planning {evaluation['wm_predict'] * iterations:.2f} s per world-model MPC step"
+            if "wm_predict" in evaluation
+            else ""
+        )
+    )
+    say(
+        f"estimated wall time left: {total / 60:.1f} min (training {training / 60:.1f} min for "
+        + ", ".join(f"{steps} {stage}" for stage, steps in left.items() if steps)
+        + f" steps; evaluation {evaluation_total / 60:.1f} min for {runs_left} runs, "
+        + f"{planned_left} with planning"
+        + "). Timings are measured now: a busy machine makes them pessimistic."
+    )
+    return {
+        "per_step_seconds": per_step,
+        "evaluation_timings": evaluation,
+        "steps_left": left,
+        "training_seconds": training,
+        "evaluation_seconds": evaluation_total,
+        "total_seconds": total,
+        "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def _train_clip_count(driver: Any) -> int:
+    from cola_train.data import split_of
+
+    episodes = driver.episodes()
+    split = split_of([e.index for e in episodes])
+    frames = int(
+        driver.experiment.eval.get("frames", driver.experiment.run.get("data", {}).get("clip_length", 8))
+    )
+    return sum(max(len(e) - frames + 1, 0) for e in episodes if split[e.index] == "train")

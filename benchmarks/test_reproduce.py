@@ -1,0 +1,127 @@
+"""benchmarks/reproduce.py at its `smoke` size: the experiment's plan, its claim checks, and one end-to-end
+run that is killed mid-way and resumed (toy models, a handful of steps; about a minute on 2 busy cores)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCHMARKS))
+
+from reproduction.plan import Experiment, adaptive_joint_branch, branches, methods  # noqa: E402
+from reproduction.summary import verdict  # noqa: E402
+
+ROOT = BENCHMARKS.parent
+SMOKE = ROOT / "configs" / "reproduce-smoke.toml"
+
+
+def test_plan_shares_runs_and_gives_every_method_the_same_budget():
+    experiment = Experiment.load(ROOT / "configs" / "reproduce-cpu.toml", "cpu")
+    runs = {branch.name: branch for branch in branches(experiment)}
+    assert set(methods(experiment).values()) - {"cola-adaptive"} <= set(runs)
+    assert list(runs) == [
+        "pretrain",
+        "two-stage",
+        "warmup-0",
+        "warmup-1of8",
+        "warmup-1of4",
+        "warmup-1of2",
+        "adaptive-warmup",
+    ]
+    for name, branch in runs.items():
+        if name not in ("pretrain", "adaptive-warmup"):
+            assert branch.parent == "pretrain"
+            assert sum(branch.steps.values()) == experiment.budget, name
+    assert runs["warmup-0"].stages == ("pretrain", "joint")
+    assert runs["two-stage"].stages == ("pretrain", "lam_recon", "wm_finetune")
+    adaptive = adaptive_joint_branch(experiment, warmup_used=100)
+    assert adaptive.steps["joint"] == experiment.budget - 100 and adaptive.parent == "adaptive-warmup"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("warmup_fractions = [0.125, 0.25]", "must hold 0.0"),
+        ("cola_warmup_fraction = 0.3", "must be one of warmup_fractions"),
+        ("budget = 1", "budget must be >= 2"),
+        ("bogus = 1", "unknown [experiment] keys"),
+    ],
+)
+def test_bad_experiment_config_is_rejected(tmp_path, change, message):
+    text = SMOKE.read_text()
+    key = change.split(" = ")[0]
+    lines = [line for line in text.splitlines() if not line.startswith(f"{key} =")]
+    lines.insert(lines.index("[experiment]") + 1, change)
+    path = tmp_path / "bad.toml"
+    path.write_text("\n".join(lines))
+    with pytest.raises(ValueError, match=message.replace("[", r"\[")):
+        Experiment.load(path, "smoke")
+
+
+def test_verdict_is_paired_by_seed():
+    assert verdict({0: 2.0, 1: 3.0}, {0: 1.0, 1: 2.0}, higher=True)["verdict"] == "holds"
+    assert verdict({0: 2.0, 1: 1.0}, {0: 1.0, 1: 1.5}, higher=True)["verdict"].startswith("mixed")
+    assert verdict({0: 2.0}, {0: 1.0}, higher=False)["verdict"].startswith("does not hold")
+    assert verdict({0: None}, {0: 1.0}, higher=True)["verdict"].startswith("untestable")
+
+
+def _launch(out: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(BENCHMARKS / "reproduce.py"), "--size", "smoke", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_smoke_run_is_killed_then_resumes_to_complete_results(tmp_path):
+    out = tmp_path / "smoke"
+    first = _launch(out)
+    marker = out / "runs" / "seed0" / "two-stage" / "DONE"
+    deadline = time.monotonic() + 120
+    while not marker.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marker.exists(), first.communicate()[0] if first.poll() is not None else "no run finished in 120 s"
+    os.killpg(first.pid, signal.SIGKILL)
+    first.communicate()
+
+    second = _launch(out)
+    log = second.communicate(timeout=180)[0]
+    assert second.returncode == 0, log
+    assert "training pretrain" not in log and "training two-stage" not in log  # finished units are skipped
+    assert "estimated wall time left" in log
+    for name in ("results.md", "results.json", "utilization.png", "experiment.json", ".gitignore"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["methods"]) == {
+        "two-stage",
+        "joint, no warm-up",
+        "CoLA (warm-up 1/8)",
+        "CoLA, adaptive warm-up",
+    }
+    assert results["findings"][0]["claim"].startswith("without warm-up")
+    assert results["stats"]["two-stage"]["inferred/fvd"]["mean"] is None  # no I3D weights: never made up
+    for run in ("two-stage", "warmup-0", "warmup-1of8", "warmup-1of4", "warmup-1of2", "cola-adaptive"):
+        run_dir = out / "runs" / "seed0" / run
+        config = json.loads((run_dir / "config.json").read_text())
+        assert config["seed"] == 0 and config["stages"][0] == "pretrain"
+        steps = [
+            (r["stage"], r["step"])
+            for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+        ]
+        assert len(steps) == len(set(steps)), f"{run} logged a step twice after resuming"
+        assert "planning/success" in json.loads((run_dir / "evaluation.json").read_text())[
+            "metrics"
+        ] or run in ("warmup-1of4", "warmup-1of2")
+    table = (out / "results.md").read_text()
+    assert "paper claim holds?" in table and "unavailable" in table
