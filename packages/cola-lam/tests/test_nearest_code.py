@@ -116,3 +116,19 @@ def test_dispatch_matches_reference():
 def test_bad_input_raises(fn, z, codebook, message):
     with pytest.raises(ValueError, match=message):
         fn(z, codebook)
+
+
+def test_without_triton_the_reference_runs(monkeypatch):
+    import importlib.util
+    import sys
+
+    installed = sys.modules["cola_lam.kernels.nearest_code"]  # the package's `nearest_code` is the function
+    monkeypatch.setitem(sys.modules, "triton", None)
+    monkeypatch.setitem(sys.modules, "triton.language", None)
+    spec = importlib.util.spec_from_file_location("nearest_code_without_triton", installed.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    z, codebook = torch.randn(9, 4), torch.randn(5, 4)
+    assert torch.equal(module.nearest_code(z, codebook)[0], nearest_code_reference(z, codebook)[0])
+    with pytest.raises(RuntimeError, match="needs Triton"):
+        module.nearest_code_triton(z, codebook)

@@ -8,8 +8,12 @@ it never holds the N x K distance matrix; the reference materialises it and is t
 from __future__ import annotations
 
 import torch
-import triton
-import triton.language as tl
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # triton ships for Linux only; elsewhere nearest_code runs the reference
+    triton = None
 
 SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -48,86 +52,91 @@ def nearest_code_reference(z: torch.Tensor, codebook: torch.Tensor) -> tuple[tor
     _validate(z, codebook)
     z32, e32 = z.float(), codebook.float()
     dist = _squared_norms(z32)[:, None] - 2.0 * (z32 @ e32.T) + _squared_norms(e32)[None, :]
-    sq_dist, indices = dist.min(dim=1)
-    return indices.long(), sq_dist.clamp_min(0.0)
+    indices = dist.argmin(dim=1)
+    return indices, dist.gather(1, indices[:, None]).squeeze(1).clamp_min(0.0)
 
 
-@triton.jit
-def _nearest_code_kernel(
-    z_ptr,
-    e_ptr,
-    e_sq_ptr,
-    out_index_ptr,
-    out_dist_ptr,
-    N,
-    K,
-    D,
-    stride_zn,
-    stride_zd,
-    stride_ek,
-    stride_ed,
-    BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-    BLOCK_D: tl.constexpr,
-    DOT_IN_FP32: tl.constexpr,
-):
-    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
-    row_mask = rows < N
-    # int64 offsets: N * D may exceed 2**31 elements.
-    z_rows = z_ptr + rows.to(tl.int64)[:, None] * stride_zn
-    offs_d = tl.arange(0, BLOCK_D)
+if triton is not None:
 
-    z_sq = tl.zeros((BLOCK_N,), dtype=tl.float32)
-    for d0 in range(0, D, BLOCK_D):
-        d = d0 + offs_d
-        z = tl.load(
-            z_rows + d[None, :] * stride_zd,
-            mask=row_mask[:, None] & (d[None, :] < D),
-            other=0.0,
-        ).to(tl.float32)
-        z_sq += tl.sum(z * z, axis=1)
+    @triton.jit
+    def _nearest_code_kernel(
+        z_ptr,
+        e_ptr,
+        e_sq_ptr,
+        out_index_ptr,
+        out_dist_ptr,
+        N,
+        K,
+        D,
+        stride_zn,
+        stride_zd,
+        stride_ek,
+        stride_ed,
+        BLOCK_N: tl.constexpr,
+        BLOCK_K: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        DOT_IN_FP32: tl.constexpr,
+    ):
+        rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        row_mask = rows < N
+        # int64 offsets: N * D may exceed 2**31 elements.
+        z_rows = z_ptr + rows.to(tl.int64)[:, None] * stride_zn
+        offs_d = tl.arange(0, BLOCK_D)
 
-    best_dist = tl.full((BLOCK_N,), float("inf"), dtype=tl.float32)
-    best_index = tl.zeros((BLOCK_N,), dtype=tl.int32)
-    for k0 in range(0, K, BLOCK_K):
-        cols = k0 + tl.arange(0, BLOCK_K)
-        col_mask = cols < K
-        dots = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
+        z_sq = tl.zeros((BLOCK_N,), dtype=tl.float32)
         for d0 in range(0, D, BLOCK_D):
             d = d0 + offs_d
-            d_mask = d < D
             z = tl.load(
                 z_rows + d[None, :] * stride_zd,
-                mask=row_mask[:, None] & d_mask[None, :],
+                mask=row_mask[:, None] & (d[None, :] < D),
                 other=0.0,
+            ).to(tl.float32)
+            z_sq += tl.sum(z * z, axis=1)
+
+        best_dist = tl.full((BLOCK_N,), float("inf"), dtype=tl.float32)
+        best_index = tl.zeros((BLOCK_N,), dtype=tl.int32)
+        for k0 in range(0, K, BLOCK_K):
+            cols = k0 + tl.arange(0, BLOCK_K)
+            col_mask = cols < K
+            dots = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
+            for d0 in range(0, D, BLOCK_D):
+                d = d0 + offs_d
+                d_mask = d < D
+                z = tl.load(
+                    z_rows + d[None, :] * stride_zd,
+                    mask=row_mask[:, None] & d_mask[None, :],
+                    other=0.0,
+                )
+                e_t = tl.load(
+                    e_ptr + cols[None, :] * stride_ek + d[:, None] * stride_ed,
+                    mask=col_mask[None, :] & d_mask[:, None],
+                    other=0.0,
+                )
+                if DOT_IN_FP32:
+                    z = z.to(tl.float32)
+                    e_t = e_t.to(tl.float32)
+                # ieee keeps fp32 inputs exact (no tf32) so the kernel's argmin matches the fp32 reference.
+                dots = tl.dot(z, e_t, dots, input_precision="ieee")
+            e_sq = tl.load(e_sq_ptr + cols, mask=col_mask, other=float("inf"))
+            dist = z_sq[:, None] - 2.0 * dots + e_sq[None, :]
+            dist = tl.where(col_mask[None, :], dist, float("inf"))
+            tile_dist, tile_index = tl.min(
+                dist, axis=1, return_indices=True, return_indices_tie_break_left=True
             )
-            e_t = tl.load(
-                e_ptr + cols[None, :] * stride_ek + d[:, None] * stride_ed,
-                mask=col_mask[None, :] & d_mask[:, None],
-                other=0.0,
-            )
-            if DOT_IN_FP32:
-                z = z.to(tl.float32)
-                e_t = e_t.to(tl.float32)
-            # ieee keeps fp32 inputs exact (no tf32) so the kernel's argmin matches the fp32 reference.
-            dots = tl.dot(z, e_t, dots, input_precision="ieee")
-        e_sq = tl.load(e_sq_ptr + cols, mask=col_mask, other=float("inf"))
-        dist = z_sq[:, None] - 2.0 * dots + e_sq[None, :]
-        dist = tl.where(col_mask[None, :], dist, float("inf"))
-        tile_dist, tile_index = tl.min(dist, axis=1, return_indices=True, return_indices_tie_break_left=True)
-        # strict < keeps the earlier tile on ties, so the lowest index wins across tiles as well.
-        better = tile_dist < best_dist
-        best_dist = tl.where(better, tile_dist, best_dist)
-        best_index = tl.where(better, tile_index + k0, best_index)
+            # strict < keeps the earlier tile on ties, so the lowest index wins across tiles as well.
+            better = tile_dist < best_dist
+            best_dist = tl.where(better, tile_dist, best_dist)
+            best_index = tl.where(better, tile_index + k0, best_index)
 
-    tl.store(out_index_ptr + rows, best_index.to(tl.int64), mask=row_mask)
-    tl.store(out_dist_ptr + rows, tl.maximum(best_dist, 0.0), mask=row_mask)
+        tl.store(out_index_ptr + rows, best_index.to(tl.int64), mask=row_mask)
+        tl.store(out_dist_ptr + rows, tl.maximum(best_dist, 0.0), mask=row_mask)
 
-
-# Triton's CPU interpreter computes tl.dot through numpy, which has no bfloat16, so interpreted runs upcast
-# bf16 tiles first. Products of bf16 values are exact in fp32, so this equals a bf16 dot with fp32
-# accumulation.
-INTERPRETED = not isinstance(_nearest_code_kernel, triton.runtime.JITFunction)
+    # Triton's CPU interpreter computes tl.dot through numpy, which has no bfloat16, so interpreted runs
+    # upcast bf16 tiles first. Products of bf16 values are exact in fp32, so this equals a bf16 dot with
+    # fp32 accumulation.
+    INTERPRETED = not isinstance(_nearest_code_kernel, triton.runtime.JITFunction)
+else:
+    INTERPRETED = False
 
 
 def _block(size: int, lo: int, hi: int) -> int:
@@ -137,6 +146,10 @@ def _block(size: int, lo: int, hi: int) -> int:
 def nearest_code_triton(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Index of the nearest codebook row for each row of ``z`` and its squared distance (Triton kernel)."""
     _validate(z, codebook)
+    if triton is None:
+        raise RuntimeError(
+            "nearest_code_triton needs Triton, which is not installed; use nearest_code_reference."
+        )
     n, d = z.shape
     k = codebook.shape[0]
     common = torch.promote_types(z.dtype, codebook.dtype)
@@ -178,6 +191,6 @@ def nearest_code(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor,
     Runs the Triton kernel on CUDA tensors and the PyTorch reference elsewhere.
     """
     _validate(z, codebook)
-    if z.is_cuda:
+    if z.is_cuda and triton is not None:
         return nearest_code_triton(z, codebook)
     return nearest_code_reference(z, codebook)
