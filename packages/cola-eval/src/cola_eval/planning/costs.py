@@ -46,7 +46,7 @@ class PixelMSECost:
 
     def __call__(self, prediction: Prediction, goal: Goal) -> torch.Tensor:
         last = _last_frames(prediction, self.name)
-        return (last - goal.frame).pow(2).mean(dim=(1, 2, 3))
+        return (last - goal.frame.to(last.device)).pow(2).mean(dim=(1, 2, 3))
 
 
 class BlockPoseCost:
@@ -61,7 +61,8 @@ class BlockPoseCost:
     @torch.no_grad()
     def __call__(self, prediction: Prediction, goal: Goal) -> torch.Tensor:
         last = _last_frames(prediction, self.name)
-        poses = self.readout.pose(torch.cat([last, goal.frame[None]]))
+        device = next(self.readout.parameters()).device
+        poses = self.readout.pose(torch.cat([last.to(device), goal.frame[None].to(device)]))
         predicted, target = poses[:-1], poses[-1]
         return pose_cost(predicted[:, :2], predicted[:, 2], target[:2], target[2])
 

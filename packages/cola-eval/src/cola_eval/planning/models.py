@@ -100,7 +100,8 @@ class WorldModel:
     """The learned model: deltas -> the adapter's latent actions -> one batched rollout of the world model.
 
     The rollout starts from the current frame alone (one context frame) and samples with ``euler_steps`` Euler
-    steps and no guidance; an adapter trained with frames sees the current frame for every step of the plan.
+    steps and no guidance, on the world model's device; an adapter trained with frames sees the current frame
+    for every step of the plan.
     """
 
     name = "world_model"
@@ -123,7 +124,9 @@ class WorldModel:
         self.wm = wm.eval()
         self.adapter = adapter.eval()
         self.euler_steps = euler_steps
-        self.generator = torch.Generator().manual_seed(seed)
+        self.device = next(wm.parameters()).device
+        self.adapter.to(self.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
     def check_frame_size(self, frame_size: int) -> None:
         if frame_size != self.wm.config.frame_size:
@@ -138,9 +141,10 @@ class WorldModel:
     def predict(self, observation: Observation, deltas: np.ndarray, frames: bool) -> Prediction:
         samples, horizon = deltas.shape[:2]
         self.check_frame_size(observation.frame.shape[-1])
-        real = torch.as_tensor(deltas, dtype=torch.float32)
-        context = observation.frame[None, None].expand(samples, 1, *observation.frame.shape)
-        adapter_frames = context.expand(samples, horizon, *observation.frame.shape)
+        real = torch.as_tensor(deltas, dtype=torch.float32, device=self.device)
+        frame = observation.frame.to(self.device)
+        context = frame[None, None].expand(samples, 1, *frame.shape)
+        adapter_frames = context.expand(samples, horizon, *frame.shape)
         latent = self.adapter.to_latent(real, adapter_frames if self.adapter.config.use_frames else None)
         video = sample(
             self.wm,

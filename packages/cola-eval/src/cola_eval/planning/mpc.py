@@ -30,7 +30,7 @@ def _score(cost_fn: CostFn, candidates: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             f"the cost must give one value per sample {tuple(candidates.shape[:1])}, got {tuple(costs.shape)}"
         )
-    return torch.nan_to_num(costs.double(), nan=float("inf"))
+    return torch.nan_to_num(costs.detach().cpu().double(), nan=float("inf"))
 
 
 def cem(
