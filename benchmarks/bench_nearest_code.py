@@ -1,9 +1,10 @@
 """nearest_code: the Triton kernel vs eager PyTorch (cdist + argmin) vs torch.compile of that eager code.
 
-Prints time per call and the peak extra GPU memory each one allocates (the eager code materialises the N x K
-distance matrix; the kernel needs only its O(N) outputs). On CUDA: fp32, N in {16384, 65536, 262144}, K in
-{32, 1024}, D in {32, 64}. On CPU one small size with the PyTorch code only, so CI stays fast (Triton kernels
-are timed on a GPU only); COLA_BENCH_FULL=1 runs the full grid on CPU as well.
+Prints time per call and the peak extra GPU memory each one allocates (the eager code materialises
+the N x K distance matrix; the kernel needs only its O(N) outputs).
+On CUDA: fp32 inputs (and the kernel on bf16 copies, casts included), N in {16384, 65536, 262144},
+K in {32, 1024}, D in {32, 64}. On CPU: one small size with the PyTorch code only, so CI stays fast
+(Triton kernels are timed on a GPU only); COLA_BENCH_FULL=1 runs the full grid on CPU as well.
 
     uv run pytest benchmarks/bench_nearest_code.py -s --benchmark-disable
 """
@@ -70,6 +71,8 @@ def _implementations() -> dict[str, Callable]:
     torch._dynamo.reset()  # one compile per size; avoids hitting dynamo's recompile limit across the grid
     return {
         "triton": nearest_code_triton,
+        # bf16 inputs take the tensor-core path (fp32 inputs use an exact fp32 dot, no TF32)
+        "triton-bf16": lambda z, codebook: nearest_code_triton(z.bfloat16(), codebook.bfloat16()),
         "eager": eager_cdist_argmin,
         "compile": torch.compile(eager_cdist_argmin, dynamic=False),
     }
@@ -87,9 +90,8 @@ def test_nearest_code(benchmark, n, k, d):
         extra = _peak_extra_bytes(lambda fn=fn: fn(z, codebook))
         memory = "n/a (CPU)" if extra is None else f"{extra / 2**20:9.2f} MiB"
         results[name] = seconds
-        print(
-            f"nearest_code N={n:6d} K={k:4d} D={d:2d} {name:9s} {seconds * 1e6:10.1f} us  peak extra {memory}"
-        )
+        label = f"nearest_code N={n:6d} K={k:4d} D={d:2d} {name:11s}"
+        print(f"{label} {seconds * 1e6:10.1f} us  peak extra {memory}")
     if "triton" in results:
         agree = (nearest_code_triton(z, codebook)[0] == eager_cdist_argmin(z, codebook)[0]).float().mean()
         speedup_eager = results["eager"] / results["triton"]
