@@ -213,11 +213,18 @@ class Driver:
         self.prepare()
         from reproduction.timing import estimate_remaining
 
-        estimate = estimate_remaining(self, self.say)
-        _write_json(self.out / "estimate.json", estimate)
+        record = self.out / "estimate.json"
+        earlier = json.loads(record.read_text()) if record.exists() and not estimate_only else None
+        if earlier is not None and earlier.get("device") != str(self.device):
+            earlier = None
+        estimate = estimate_remaining(self, self.say, earlier)
+        if earlier is not None:
+            estimate["per_step_seconds"] = earlier["per_step_seconds"]  # all stage kinds, for later calls
+        _write_json(record, {**estimate, "device": str(self.device), "threads": torch.get_num_threads()})
         if estimate_only:
             return False
         try:
+            self.check_time()
             self.shared().reference_planning()
             for seed in self.experiment.seeds:
                 self.train_seed(seed)
@@ -296,12 +303,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="stop cleanly after this many minutes (default: the config's "
         f"chunk_minutes); exit status {EXIT_UNFINISHED} means: run the same command again to continue",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads (default: torch's, one per core); on a machine shared with other jobs, 1 avoids "
+        "oversubscribed OpenMP, which can be tens of times slower",
+    )
     parser.add_argument("--estimate-only", action="store_true", help="collect data, print the estimate, exit")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.threads is not None:
+        if not 1 <= args.threads <= (os.cpu_count() or 1):
+            print(f"reproduce: error: --threads must be in [1, {os.cpu_count()}] (cores)", file=sys.stderr)
+            return 2
+        torch.set_num_threads(args.threads)
     config = args.config or ROOT / "configs" / f"reproduce-{args.size}.toml"
     try:
         experiment = Experiment.load(config, args.size)

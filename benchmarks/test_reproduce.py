@@ -71,10 +71,10 @@ def test_verdict_is_paired_by_seed():
     assert verdict({0: None}, {0: 1.0}, higher=True)["verdict"].startswith("untestable")
 
 
-def _launch(out: Path) -> subprocess.Popen:
+def _launch(out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [sys.executable, str(BENCHMARKS / "reproduce.py"), "--size", "smoke", "--out", str(out)],
+        [sys.executable, str(BENCHMARKS / "reproduce.py"), "--size", "smoke", "--out", str(out), *extra],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -86,6 +86,10 @@ def _launch(out: Path) -> subprocess.Popen:
 
 def test_smoke_run_is_killed_then_resumes_to_complete_results(tmp_path):
     out = tmp_path / "smoke"
+    chunk = _launch(out, "--max-minutes", "0.0001")
+    log = chunk.communicate(timeout=120)[0]
+    assert chunk.returncode == 75 and "run the same command to continue" in log, log
+
     first = _launch(out)
     marker = out / "runs" / "seed0" / "two-stage" / "DONE"
     deadline = time.monotonic() + 120
@@ -99,7 +103,7 @@ def test_smoke_run_is_killed_then_resumes_to_complete_results(tmp_path):
     log = second.communicate(timeout=180)[0]
     assert second.returncode == 0, log
     assert "training pretrain" not in log and "training two-stage" not in log  # finished units are skipped
-    assert "estimated wall time left" in log
+    assert "estimated wall time left" in log and "per-step timings measured" in log
     for name in ("results.md", "results.json", "utilization.png", "experiment.json", ".gitignore"):
         assert (out / name).is_file(), name
     results = json.loads((out / "results.json").read_text())

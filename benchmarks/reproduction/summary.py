@@ -311,10 +311,11 @@ def write_summary(experiment: Any, out: Path, methods: dict[str, str], runs: lis
         )
     if references:
         lines += ["", "## Planning references (same start/goal pairs)", ""]
-        for name in ("oracle", "random"):
+        names = {"oracle": "oracle (true simulator, true block pose as cost)", "random": "random policy"}
+        for name, label in names.items():
             entry = references[name]
             lines.append(
-                f"- {name}: success {entry['success']:.2f} (strict {entry['success_strict']:.2f}) over "
+                f"- {label}: success {entry['success']:.2f} (strict {entry['success_strict']:.2f}) over "
                 f"{entry['num_pairs']} pairs"
             )
         errors = references.get("readout_held_out_errors") or {}

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 TIMED_STEPS = 3
+STAGES = ("pretrain", "lam_recon", "wm_finetune", "warmup", "joint")
 
 
 def stage_seconds_per_step(driver: Any, stage: str, seed: int) -> float:
@@ -114,7 +115,7 @@ def evaluation_timings(driver: Any) -> dict[str, float]:
                 wm.to(driver.device), adapter.to(driver.device), int(planning.get("euler_steps", 3)), 0
             )
         timings["wm_predict"] = _timed(lambda: model.predict(observation, deltas, True))
-        timings["oracle_predict"] = _timed(lambda: SimulatorModel().predict(observation, deltas, True))
+        timings["oracle_predict"] = _timed(lambda: SimulatorModel().predict(observation, deltas, False))
     return timings
 
 
@@ -155,15 +156,27 @@ def training_left(driver: Any) -> dict[str, int]:
     return left
 
 
-def estimate_remaining(driver: Any, say: Callable[[str], None]) -> dict[str, Any]:
-    """Measure, estimate and print the wall time of everything not yet done; returns the figures."""
+def estimate_remaining(
+    driver: Any, say: Callable[[str], None], measured: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Estimate and print the wall time of everything not yet done; returns the figures.
+
+    The timings are measured now, unless ``measured`` (an earlier call's figures on this device) is given.
+    """
     experiment = driver.experiment
     settings, planning = experiment.eval, experiment.planning
     left = training_left(driver)
     seed = experiment.seeds[0]
-    say("measuring per-step timings for the estimate (a few steps of each stage kind)")
-    per_step = {stage: stage_seconds_per_step(driver, stage, seed) for stage in left if left[stage] > 0}
-    evaluation = evaluation_timings(driver)
+    if measured is None:
+        say("measuring per-step timings for the estimate (a few steps of each stage kind)")
+        per_step = {stage: stage_seconds_per_step(driver, stage, seed) for stage in STAGES}
+        evaluation = evaluation_timings(driver)
+        measured_at = time.strftime("%Y-%m-%d %H:%M:%S")
+    else:
+        per_step, evaluation = measured["per_step_seconds"], measured["evaluation_timings"]
+        measured_at = measured["measured_at"]
+        say(f"per-step timings measured {measured_at} (delete estimate.json to measure again)")
+    per_step = {stage: seconds for stage, seconds in per_step.items() if left.get(stage, 0) > 0}
     training = sum(left[stage] * per_step[stage] for stage in per_step)
 
     runs_left = sum(
@@ -220,7 +233,7 @@ def estimate_remaining(driver: Any, say: Callable[[str], None]) -> dict[str, Any
         "training_seconds": training,
         "evaluation_seconds": evaluation_total,
         "total_seconds": total,
-        "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "measured_at": measured_at,
     }
 
 
