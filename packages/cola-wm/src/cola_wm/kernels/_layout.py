@@ -3,7 +3,8 @@
 Activations are ``x [B, N, C]`` with frame-major tokens: for a video of T frames of L patches each, N = T * L
 and token ``n`` belongs to frame ``n // L``. A modulation tensor is either per sample, ``[B, C]`` (broadcast
 over all N tokens), or per frame, ``[B, T, C]`` (row ``t`` broadcast over the L tokens of frame ``t``). Either
-way the kernels see ``G = B * T`` groups of ``L`` contiguous rows that share one modulation row.
+way the kernels see ``G = B * T`` groups of ``L`` contiguous rows that share one modulation row. Their launch
+grid is (row blocks, groups): row blocks go on axis 0, which has no 65535 limit, so long per-sample runs fit.
 """
 
 import torch

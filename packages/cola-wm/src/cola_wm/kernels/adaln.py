@@ -55,8 +55,8 @@ if HAS_TRITON:
         BLOCK_M: tl.constexpr,
         BLOCK_C: tl.constexpr,
     ):
-        group = tl.program_id(0).to(tl.int64)
-        rows = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+        group = tl.program_id(1).to(tl.int64)
+        rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
         cols = tl.arange(0, BLOCK_C)
         row_mask = rows < rows_per_group
         col_mask = cols < channels
@@ -91,8 +91,8 @@ if HAS_TRITON:
         BLOCK_C: tl.constexpr,
         ITERS: tl.constexpr,
     ):
-        group = tl.program_id(0).to(tl.int64)
-        chunk = tl.program_id(1)
+        group = tl.program_id(1).to(tl.int64)
+        chunk = tl.program_id(0)
         cols = tl.arange(0, BLOCK_C)
         col_mask = cols < channels
         scale = tl.load(SCALE + group * channels + cols, mask=col_mask, other=0.0).to(tl.float32)
@@ -116,7 +116,7 @@ if HAS_TRITON:
             tl.store(DX + offsets, dx.to(DX.dtype.element_ty), mask=mask)
             dshift += tl.sum(dy, axis=0)
             dscale += tl.sum(dy * x_hat, axis=0)
-        partial = (group * tl.num_programs(1) + chunk) * channels + cols
+        partial = (group * tl.num_programs(0) + chunk) * channels + cols
         tl.store(DSHIFT_PARTIAL + partial, dshift, mask=col_mask)
         tl.store(DSCALE_PARTIAL + partial, dscale, mask=col_mask)
 
@@ -133,7 +133,7 @@ class _AdaLNModulate(torch.autograd.Function):
         mean = torch.empty(batch * tokens, device=x.device, dtype=torch.float32)
         rstd = torch.empty_like(mean)
         block_m, block_c, num_warps = tile_shape(channels)
-        grid = (batch * frames, triton.cdiv(rows_per_group, block_m))
+        grid = (triton.cdiv(rows_per_group, block_m), batch * frames)
         _adaln_forward_kernel[grid](
             x,
             shift_c,
@@ -166,7 +166,7 @@ class _AdaLNModulate(torch.autograd.Function):
         groups = batch * frames
         dshift_partial = torch.empty(groups, chunks, channels, device=x.device, dtype=torch.float32)
         dscale_partial = torch.empty_like(dshift_partial)
-        _adaln_backward_kernel[(groups, chunks)](
+        _adaln_backward_kernel[(chunks, groups)](
             x,
             scale,
             dy,

@@ -47,8 +47,8 @@ if HAS_TRITON:
         BLOCK_M: tl.constexpr,
         BLOCK_C: tl.constexpr,
     ):
-        group = tl.program_id(0).to(tl.int64)
-        rows = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+        group = tl.program_id(1).to(tl.int64)
+        rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
         cols = tl.arange(0, BLOCK_C)
         col_mask = cols < channels
         mask = (rows < rows_per_group)[:, None] & col_mask[None, :]
@@ -71,8 +71,8 @@ if HAS_TRITON:
         BLOCK_C: tl.constexpr,
         ITERS: tl.constexpr,
     ):
-        group = tl.program_id(0).to(tl.int64)
-        chunk = tl.program_id(1)
+        group = tl.program_id(1).to(tl.int64)
+        chunk = tl.program_id(0)
         cols = tl.arange(0, BLOCK_C)
         col_mask = cols < channels
         gate = tl.load(GATE + group * channels + cols, mask=col_mask, other=0.0).to(tl.float32)
@@ -85,7 +85,7 @@ if HAS_TRITON:
             y = tl.load(Y + offsets, mask=mask, other=0.0).to(tl.float32)
             tl.store(DY + offsets, (dout * gate[None, :]).to(DY.dtype.element_ty), mask=mask)
             dgate += tl.sum(dout * y, axis=0)
-        partial = (group * tl.num_programs(1) + chunk) * channels + cols
+        partial = (group * tl.num_programs(0) + chunk) * channels + cols
         tl.store(DGATE_PARTIAL + partial, dgate, mask=col_mask)
 
 
@@ -98,7 +98,7 @@ class _GatedResidual(torch.autograd.Function):
         x, y, gate_c = x.contiguous(), y.contiguous(), gate.contiguous()
         out = torch.empty_like(x)
         block_m, block_c, num_warps = tile_shape(channels)
-        grid = (batch * frames, triton.cdiv(rows_per_group, block_m))
+        grid = (triton.cdiv(rows_per_group, block_m), batch * frames)
         _gated_residual_forward_kernel[grid](
             x,
             y,
@@ -126,7 +126,7 @@ class _GatedResidual(torch.autograd.Function):
         block_m, block_c, num_warps = tile_shape(channels)
         chunks = triton.cdiv(rows_per_group, block_m * BACKWARD_ITERS)
         dgate_partial = torch.empty(batch * frames, chunks, channels, device=y.device, dtype=torch.float32)
-        _gated_residual_backward_kernel[(batch * frames, chunks)](
+        _gated_residual_backward_kernel[(chunks, batch * frames)](
             y,
             gate,
             dout,
