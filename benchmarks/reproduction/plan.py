@@ -250,7 +250,15 @@ def seed_branch(parent_dir: Path, config: Any, run_dir: Path) -> None:
 
 
 def finished_stage_steps(run_dir: Path) -> dict[str, int]:
-    """Steps each stage of a finished run actually ran (from its events; adaptive warm-ups may end early)."""
+    """Steps each stage of a finished run actually ran (adaptive warm-ups may end early).
+
+    Read from the run's final checkpoint (stage done, its step count) and the engine's stage_end events; the
+    checkpoint is the authority for the last stage, since a run killed right after it was written and then
+    resumed logs no second stage_end.
+    """
+    from cola_train.checkpoint import latest_checkpoint
+    from safetensors import safe_open
+
     steps = {}
     events = run_dir / "events.jsonl"
     if events.exists():
@@ -258,4 +266,10 @@ def finished_stage_steps(run_dir: Path) -> dict[str, int]:
             record = json.loads(line)
             if record.get("event") == "stage_end":
                 steps[record["stage"]] = int(record["steps"])
+    last = latest_checkpoint(run_dir / "checkpoints")
+    if last is not None:
+        with safe_open(str(last), framework="pt") as file:
+            state = json.loads(file.metadata()["state"])
+        if state["stage_done"]:
+            steps[state["stage"]] = int(state["step"])
     return steps
