@@ -2,7 +2,7 @@
 
 World model: the `tiny` ActionConditionedDiT driven through an ActionAdapter sized for the `tiny` LAM; every
 candidate of a CEM iteration is rolled out in one batch. On CPU it runs the `cpu` planning preset (horizon 4,
-32 samples, 2 iterations, 2 Euler steps; target <= 2 s per step); on CUDA, or with COLA_BENCH_FULL=1, the
+16 samples, 2 iterations, 2 Euler steps; target <= 2 s per step); on CUDA, or with COLA_BENCH_FULL=1, the
 `full` preset (horizon 8, 128 samples, 3 iterations, 3 Euler steps; target <= 100 ms per step on an H100).
 Oracle: the same MPC step with the true simulator as the model (pose cost on simulator states, no rendering;
 on CPU with 32 samples unless COLA_BENCH_FULL=1). Weights are random: the cost of a step does not depend on

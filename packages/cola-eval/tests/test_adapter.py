@@ -39,7 +39,7 @@ def test_learns_planted_mapping_from_actions():
     generator = torch.Generator().manual_seed(0)
     actions = torch.rand(4000, 2, generator=generator) * 100 - 50
     adapter = ActionAdapter(AdapterConfig(action_in=2, num_codes=8, code_dim=4, hidden=64))
-    losses = fit_adapter(adapter, actions, planted_codes(actions), steps=300, batch_size=256, lr=3e-3)
+    losses = fit_adapter(adapter, actions, planted_codes(actions), steps=400, batch_size=128, lr=3e-3)
     assert losses[-1] < 0.5 * losses[0]
     held_out = torch.rand(2000, 2, generator=generator) * 100 - 50
     predicted = adapter.logits(held_out[:, None])[:, 0].argmax(-1)
@@ -56,7 +56,7 @@ def test_learns_frame_dependent_mapping_only_with_frames():
         action_in=2, num_codes=8, code_dim=4, hidden=64, use_frames=True, frame_size=8, frame_features=16
     )
     adapter = ActionAdapter(config)
-    fit_adapter(adapter, actions, targets, frames, steps=600, batch_size=256, lr=3e-3)
+    fit_adapter(adapter, actions, targets, frames, steps=400, batch_size=128, lr=3e-3)
     held_actions = torch.rand(1000, 2, generator=generator) * 100 - 50
     held_frames = make_frames(1000, generator)
     predicted = adapter.logits(held_actions[:, None], held_frames[:, None])[:, 0].argmax(-1)

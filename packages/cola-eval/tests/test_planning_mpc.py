@@ -82,8 +82,8 @@ def test_config_errors_and_presets():
         PlanningConfig.preset("huge")
     with pytest.raises(ValueError, match="fields"):
         PlanningConfig.preset("cpu", horizons=3)
-    cpu = PlanningConfig.preset("cpu", samples=16)
-    assert cpu.samples == 16 and cpu.euler_steps == 2
+    cpu = PlanningConfig.preset("cpu")
+    assert cpu.samples == 16 and cpu.euler_steps == 2 and cpu.elites == 4
     assert PlanningConfig.preset("full").elites == 13
     with pytest.raises(ValueError, match="one value per sample"):
         cem(lambda c: torch.zeros(3), torch.zeros(4, 2), PlanningConfig(horizon=4), torch.Generator())

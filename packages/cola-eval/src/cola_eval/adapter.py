@@ -1,9 +1,9 @@
 """ActionAdapter: real robot actions (optionally with the current frame) -> the LAM's discrete latent actions.
 
 The paper's "ground truth -> adapter" experiment: a world model conditioned on latent actions is driven by
-real actions through a small classifier trained on a few labelled clips, the labels being the codes the
-LAM's IDM assigns to those clips. The adapter predicts one code per action token and looks it up in a copy
-of the LAM's codebook, so its output drops into the world model exactly where the IDM's quantized actions go.
+real actions through a small classifier trained on a few labelled clips, the labels being the codes the LAM's
+IDM assigns to those clips. The adapter predicts one code per action token and looks it up in a copy of the
+LAM's codebook, so its output drops into the world model exactly where the IDM's quantized actions go.
 """
 
 from collections.abc import Sequence
@@ -155,9 +155,9 @@ def fit_adapter(
     lr: float = 1e-3,
     seed: int = 0,
 ) -> list[float]:
-    """Train ``adapter`` in place with cross-entropy on transitions: ``actions [M, A]``,
-    ``targets [M, tokens]`` (code ids), ``frames [M, C, H, W]`` when it uses frames. Sets the action
-    normalisation from ``actions``; returns the loss of every step."""
+    """Train ``adapter`` in place with cross-entropy on transitions: ``actions [M, A]``, ``targets [M,
+    tokens]`` (code ids), ``frames [M, C, H, W]`` when it uses frames. Sets the action normalisation from
+    ``actions``; returns the loss of every step."""
     if actions.dim() != 2 or actions.shape[0] == 0:
         raise ValueError(
             f"actions must be a non-empty [M, A] tensor of transitions, got {tuple(actions.shape)}."
@@ -203,8 +203,8 @@ def label_clips(
     use_frames: bool = False,
     batch_size: int = 16,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """The LAM's codes for every transition of ``clips``: (real actions ``[M, A]``, codes ``[M, tokens]``,
-    the frame each transition starts from ``[M, C, H, W]`` or None)."""
+    """The LAM's codes for every transition of ``clips``: (real actions ``[M, A]``, codes ``[M, tokens]``, the
+    frame each transition starts from ``[M, C, H, W]`` or None)."""
     if len(clips) == 0:
         raise ValueError("no clips to label: the evaluation set is empty; pass a non-empty ClipDataset.")
     frame_size = lam.config.frame_size
@@ -250,8 +250,8 @@ def train_adapter(
     lr: float = 1e-3,
 ) -> ActionAdapter:
     """Fit an adapter on a seeded ``labelled_fraction`` of ``train_clips`` (at least one clip), the targets
-    being ``lam.encode(video).indices``. PushT's default columns (2, 3) are the action deltas
-    (target - agent position)."""
+    being ``lam.encode(video).indices``. PushT's default columns (2, 3) are the action deltas (target - agent
+    position)."""
     if not 0.0 < labelled_fraction <= 1.0:
         raise ValueError(f"labelled_fraction must be in (0, 1], got {labelled_fraction}.")
     if len(train_clips) == 0:

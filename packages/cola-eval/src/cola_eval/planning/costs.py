@@ -1,9 +1,8 @@
 """Planning costs: how far a predicted future ends from the goal. Lower is better; one value per sample.
 
-Every cost scores the last predicted step. ``PixelMSECost`` and ``BlockPoseCost`` read only predicted
-frames, so
-they serve any model; ``StatePoseCost`` reads predicted simulator states and so only serves the oracle, as the
-ceiling of what a perfect block-pose readout would give.
+Every cost scores the last predicted step. ``PixelMSECost`` and ``BlockPoseCost`` read only predicted frames,
+so they serve any model; ``StatePoseCost`` reads predicted simulator states and so only serves the oracle, as
+the ceiling of what a perfect block-pose readout would give.
 """
 
 from dataclasses import dataclass
@@ -68,8 +67,7 @@ class BlockPoseCost:
 
 
 class StatePoseCost:
-    """The pose cost on the simulator's predicted block state: the oracle's upper bound for
-    ``BlockPoseCost``."""
+    """The pose cost on the simulator's predicted block state: the oracle's ceiling for ``BlockPoseCost``."""
 
     name = "state_pose"
     needs_frames = False

@@ -1,11 +1,11 @@
-"""evaluate_planning: run one planner (world model, oracle simulator or random policy) over fixed
-start/goal pairs.
+"""evaluate_planning: run one planner (world model, oracle simulator or random policy) over fixed start/goal
+pairs.
 
-For each pair the real env is rebuilt at the start by replay; every MPC step rolls all candidate
-sequences out in
-the model, scores them against the goal frame, executes ``execute_steps`` actions in the real env and replans,
-for at most ``budget`` env steps. Success is checked after every executed step from the simulator's state. An
-episode runs until the strict rule holds or the budget is spent, so both columns come from the same runs.
+For each pair the real env is rebuilt at the start by replay; every MPC step rolls all candidate sequences out
+in the model, scores them against the goal frame, executes ``execute_steps`` actions in the real env and
+replans, for at most ``budget`` env steps. Success is checked after every executed step from the simulator's
+state. An episode runs until the strict rule holds or the budget is spent, so both columns come from the same
+runs.
 """
 
 import time
@@ -132,11 +132,9 @@ def evaluate_planning(
     ``model``: ``WorldModel(wm, adapter, euler_steps)``, ``"oracle"`` (the true simulator) or ``"random"`` (a
     uniformly random policy; the cost is then unused). ``cost``: ``"block_pose"`` (needs ``readout``),
     ``"pixel_mse"``, ``"state_pose"`` (oracle only) or a cost object. ``pairs`` defaults to
-    ``make_pairs(episodes, num_pairs, config.goal_offset, seed)``, so runs with the same episodes, count
-    and seed
-    share their pairs. Returns ``success`` and ``success_strict`` rates, ``num_pairs``,
-    ``seconds_per_mpc_step``
-    (None for the random policy), mean final errors and one record per pair.
+    ``make_pairs(episodes, num_pairs, config.goal_offset, seed)``, so runs with the same episodes, count and
+    seed share their pairs. Returns ``success`` and ``success_strict`` rates, ``num_pairs``,
+    ``seconds_per_mpc_step`` (None for the random policy), mean final errors and one record per pair.
     """
     config = config or PlanningConfig()
     if len(episodes) == 0:

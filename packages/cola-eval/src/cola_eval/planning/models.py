@@ -1,8 +1,8 @@
 """What the planner imagines with: the world model driven through the action adapter, or the true simulator.
 
 Both take the current observation and a batch of candidate delta sequences ``[S, H, 2]`` (env pixels) and
-return
-their predicted futures: frames ``[S, H, C, h, w]`` in [-1, 1] and, for the simulator, states ``[S, H, 5]``.
+return their predicted futures: frames ``[S, H, C, h, w]`` in [-1, 1] and, for the simulator, states ``[S, H,
+5]``.
 """
 
 import copy
@@ -45,13 +45,11 @@ def env_target(agent: np.ndarray, delta: np.ndarray) -> np.ndarray:
 def clone_env(env: PushTEnv) -> PushTEnv:
     """A fresh copy of a PushT env's bodies (pose and velocity) for imagined rollouts.
 
-    Pymunk's own copy (pickling) moves the block's centre of gravity and lands it ~50 px off within one
-    step, so
-    a fresh space is built and the fields written, angle before position. The copy lacks pymunk's cached
-    contact
-    impulses, so a rollout through contact can drift from what the real env will do (measured here: 0.4
-    px mean,
-    37 px worst, over one step); the planner only predicts with it, execution is always in the real env.
+    A deep copy of the pymunk space (its pickling) put the block ~50 px off the real env's after one step in a
+    measurement here, so a fresh space is built and the fields written, angle before position. The copy lacks
+    pymunk's cached contact impulses, so a rollout through contact can drift from what the real env will do
+    (measured here: 0.4 px mean, 37 px worst, over one step); the planner only predicts with it, execution is
+    always in the real env.
     """
     core = env.unwrapped
     twin = copy.copy(core)

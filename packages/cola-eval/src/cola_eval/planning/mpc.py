@@ -1,12 +1,9 @@
 """Sampling-based model-predictive control: CEM and MPPI over bounded real-action sequences.
 
 Both optimise a mean sequence ``[horizon, action_dim]`` in normalised units (each coordinate in [-1, 1])
-against
-any cost function that scores a batch of sequences at once, so a world model rolls every sample out in
-one batch.
-The first sample of every round is the current mean itself, so a good plan carried over from the last
-replan is
-always scored.
+against any cost function that scores a batch of sequences at once, so a world model rolls every sample out in
+one batch. The first sample of every round is the current mean itself, so a good plan carried over from the
+last replan is always scored.
 """
 
 from collections.abc import Callable
@@ -57,8 +54,7 @@ def mppi(
     generator: torch.Generator,
 ) -> torch.Tensor:
     """Model-predictive path integral: the mean moves to the exponentially cost-weighted average of the
-    samples;
-    the sampling spread stays at ``config.init_std``."""
+    samples; the sampling spread stays at ``config.init_std``."""
     std = torch.full_like(mean, config.init_std)
     for _ in range(config.iterations):
         candidates = _sample(mean, std, config.samples, generator)
@@ -80,8 +76,7 @@ OPTIMIZERS = {"cem": cem, "mppi": mppi}
 
 class MPCPlanner:
     """Receding-horizon planning: optimise a sequence, hand back its first ``execute_steps`` actions, and
-    start
-    the next optimisation from the rest of it shifted forward (warm start)."""
+    start the next optimisation from the rest of it shifted forward (warm start)."""
 
     def __init__(self, config: PlanningConfig, action_dim: int = 2, seed: int = 0) -> None:
         self.config = config

@@ -2,9 +2,8 @@
 
 Success is always judged from the simulator's state (agent x, y, block x, y, block angle), never from a model:
 ``success`` is the DINO-WM / stable-worldmodel task rule on the block alone (position error < 20 px and
-wrapped
-angle error < pi/9); ``success_strict`` is stable-worldmodel's stricter rule, which also asks the agent to be
-back where it was: the joint (agent, block) position error < 20 px, with the same angle rule.
+wrapped angle error < pi/9); ``success_strict`` is stable-worldmodel's stricter rule, which also asks the
+agent to be back where it was: the joint (agent, block) position error < 20 px, with the same angle rule.
 """
 
 import math
@@ -23,8 +22,7 @@ REPLAY_TOLERANCE = 1e-3
 
 @dataclass(frozen=True)
 class PlanningPair:
-    """Start frame ``start`` and goal frame ``goal`` of ``episodes[episode]`` (a position in the list
-    given)."""
+    """Start frame ``start`` and goal frame ``goal`` of ``episodes[episode]`` (a position in the list)."""
 
     episode: int
     start: int
@@ -58,8 +56,8 @@ def is_strict_success(state: np.ndarray, goal_state: np.ndarray) -> bool:
 def make_pairs(
     episodes: Sequence[Episode], num_pairs: int, goal_offset: int = 25, seed: int = 0
 ) -> list[PlanningPair]:
-    """``num_pairs`` distinct (episode, start) pairs, the goal ``goal_offset`` steps later; the same
-    pairs for the same seed.
+    """``num_pairs`` distinct (episode, start) pairs, the goal ``goal_offset`` steps later; the same pairs for
+    the same seed.
 
     Episodes are visited round-robin in a seeded order so pairs spread over all of them.
     """
