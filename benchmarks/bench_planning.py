@@ -1,14 +1,15 @@
 """Seconds per MPC step (all samples, all CEM iterations) for visual planning on PushT.
 
 World model: the `tiny` ActionConditionedDiT driven through an ActionAdapter sized for the `tiny` LAM; every
-candidate of a CEM iteration is rolled out in one batch. On CPU it runs the `cpu` planning preset (horizon 4,
-16 samples, 2 iterations, 2 Euler steps; target <= 2 s per step); on CUDA, or with COLA_BENCH_FULL=1, the
-`full` preset (horizon 8, 128 samples, 3 iterations, 3 Euler steps; target <= 100 ms per step on an H100).
-Oracle: the same MPC step with the true simulator as the model (pose cost on simulator states, no rendering;
-on CPU with 32 samples unless COLA_BENCH_FULL=1). Weights are random: the cost of a step does not depend on
-them.
+candidate of a CEM iteration is rolled out in one batch, with random weights (a step's cost does not depend on
+them). Oracle: the same MPC step with the true simulator as the model (pose cost on simulator states).
 
-    uv run pytest benchmarks/bench_planning.py -s --benchmark-disable
+COLA_BENCH_PLANNING picks the size: `smoke` (the CPU default, seconds, for CI), `cpu` (the `cpu` planning
+preset: horizon 4, 16 samples, 2 iterations, 2 Euler steps; target <= 2 s per step; oracle with 32 samples)
+or `full` (the CUDA default: the `full` preset, horizon 8, 128 samples, 3 iterations, 3 Euler steps; target
+<= 100 ms per step on an H100).
+
+    COLA_BENCH_PLANNING=cpu uv run pytest benchmarks/bench_planning.py -s --benchmark-disable
 """
 
 import os
@@ -26,8 +27,21 @@ from cola_train.data import make_pusht_env, pusht_state, render_frame
 from cola_wm import ActionConditionedDiT, DiTConfig
 
 CUDA = torch.cuda.is_available()
-FULL = CUDA or os.environ.get("COLA_BENCH_FULL") == "1"
-REPEATS = 3
+SIZE = os.environ.get("COLA_BENCH_PLANNING", "full" if CUDA else "smoke")
+SMOKE = PlanningConfig(horizon=2, samples=4, iterations=1, execute_steps=1, euler_steps=1)
+WORLD_MODEL_CONFIGS = {
+    "smoke": SMOKE,
+    "cpu": PlanningConfig.preset("cpu"),
+    "full": PlanningConfig.preset("full"),
+}
+ORACLE_CONFIGS = {
+    "smoke": PlanningConfig(horizon=4, samples=8, iterations=1),
+    "cpu": PlanningConfig.preset("full", samples=32),
+    "full": PlanningConfig.preset("full"),
+}
+if SIZE not in WORLD_MODEL_CONFIGS:
+    raise ValueError(f"COLA_BENCH_PLANNING must be one of {sorted(WORLD_MODEL_CONFIGS)}, got {SIZE!r}")
+REPEATS = 1 if SIZE == "smoke" else 3
 
 
 def _observation_and_goal() -> tuple[Observation, Goal]:
@@ -62,7 +76,7 @@ def _seconds_per_step(config: PlanningConfig, model, cost) -> float:
 
 def test_world_model_mpc_step(benchmark):
     torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
-    config = PlanningConfig.preset("full" if FULL else "cpu")
+    config = WORLD_MODEL_CONFIGS[SIZE]
     device = "cuda" if CUDA else "cpu"
     lam = LAMConfig.preset("tiny")
     wm = ActionConditionedDiT(DiTConfig.preset("tiny", action_dim=lam.action_dim)).to(device)
@@ -74,19 +88,20 @@ def test_world_model_mpc_step(benchmark):
         _seconds_per_step, args=(config, model, PixelMSECost()), rounds=1, iterations=1
     )
     print(
-        f"\nworld model MPC step ({device}, tiny DiT, horizon {config.horizon}, {config.samples} samples, "
+        f"\nworld model MPC step ({SIZE}, {device}, tiny DiT, horizon {config.horizon}, "
+        f"{config.samples} samples, "
         f"{config.iterations} CEM iterations, {config.euler_steps} Euler steps): {seconds:.3f} s per step"
     )
     assert seconds > 0
 
 
 def test_oracle_mpc_step(benchmark):
-    config = PlanningConfig.preset("full") if FULL else PlanningConfig.preset("full", samples=32)
+    config = ORACLE_CONFIGS[SIZE]
     seconds = benchmark.pedantic(
         _seconds_per_step, args=(config, SimulatorModel(), StatePoseCost()), rounds=1, iterations=1
     )
     print(
-        f"\noracle MPC step (simulator, horizon {config.horizon}, {config.samples} samples, "
+        f"\noracle MPC step ({SIZE}, simulator, horizon {config.horizon}, {config.samples} samples, "
         f"{config.iterations} CEM iterations): {seconds:.3f} s per step"
     )
     assert seconds > 0
