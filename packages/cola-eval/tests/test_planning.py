@@ -208,3 +208,21 @@ def test_bad_input_errors(episodes):
         StatePoseCost()(
             Prediction(frames=torch.zeros(1, 1, 3, 4, 4), states=None), Goal(torch.zeros(3, 4, 4), None)
         )
+
+
+@pytest.mark.slow
+def test_oracle_with_learned_pose_readout_beats_random_on_the_full_protocol():
+    """The issue's comparison at small scale: goal 25 steps ahead, 50-step budget, CEM horizon 8."""
+    from cola_eval.planning import labelled_frames, train_readout
+
+    train = [rollout_pusht(reset_seed=i, policy_seed=100 + i, length=200, index=i) for i in range(20)]
+    readout = train_readout(*labelled_frames(train), steps=1500)
+    held_out = [
+        rollout_pusht(reset_seed=5000 + i, policy_seed=6000 + i, length=80, index=i) for i in range(6)
+    ]
+    pairs = make_pairs(held_out, 6, goal_offset=25, seed=0)
+    config = PlanningConfig(samples=64)
+    oracle = evaluate_planning(held_out, "oracle", "block_pose", readout=readout, config=config, pairs=pairs)
+    random = evaluate_planning(held_out, "random", config=config, pairs=pairs)
+    assert oracle["success"] > random["success"]
+    assert oracle["mean_final_block_error_px"] < random["mean_final_block_error_px"]
