@@ -22,6 +22,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from cola_train.distributed import full_tensor
+
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d{9})\.safetensors$")
 
 
@@ -123,7 +125,7 @@ def optimizer_to_tensors(
             name = names[id(parameter)]
             for key, value in optimizer.state.get(parameter, {}).items():
                 if isinstance(value, torch.Tensor):
-                    tensors[f"{name}.{key}"] = value
+                    tensors[f"{name}.{key}"] = full_tensor(value)
                 else:
                     scalars.setdefault(name, {})[key] = value
     return tensors, {"param_groups": groups, "scalars": scalars}
@@ -160,9 +162,18 @@ def optimizer_from_tensors(
             prefix = name + "."
             for key, value in tensors.items():
                 if key.startswith(prefix) and "." not in key[len(prefix) :]:
-                    state[key[len(prefix) :]] = value.to(parameter.device)
+                    state[key[len(prefix) :]] = _like(value, parameter)
             if state:
                 optimizer.state[parameter] = state
+
+
+def _like(value: torch.Tensor, parameter: torch.Tensor) -> torch.Tensor:
+    """A saved full optimizer tensor placed like ``parameter`` (sharded the same way under FSDP)."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    if isinstance(parameter, DTensor) and value.shape == parameter.shape:
+        return distribute_tensor(value.to(parameter.device), parameter.device_mesh, parameter.placements)
+    return value.to(parameter.device)
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:

@@ -58,7 +58,10 @@ def wrap_model(module: nn.Module, context: DistContext, strategy: str) -> nn.Mod
     if not context.distributed:
         return module
     if strategy == "fsdp":
-        from torch.distributed.fsdp import fully_shard
+        from torch.distributed.fsdp import FSDPModule, fully_shard
+
+        if isinstance(module, FSDPModule):
+            return module  # sharded by an earlier stage; fully_shard works in place
 
         # Shard each large child separately so only one block's full weights are materialised at a time.
         for child in module.modules():
@@ -96,3 +99,15 @@ def barrier(context: DistContext) -> None:
 def shutdown(context: DistContext) -> None:
     if context.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def full_tensor(value: torch.Tensor) -> torch.Tensor:
+    """The whole tensor behind an FSDP shard (collective: every rank calls it); plain tensors unchanged."""
+    from torch.distributed.tensor import DTensor
+
+    return value.full_tensor() if isinstance(value, DTensor) else value
+
+
+def full_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    """``module.state_dict()`` with FSDP shards gathered (every rank must call it)."""
+    return {key: full_tensor(value) for key, value in module.state_dict().items()}

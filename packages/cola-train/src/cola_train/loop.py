@@ -32,7 +32,14 @@ from cola_train.checkpoint import (
     save_checkpoint,
 )
 from cola_train.config import RunConfig
-from cola_train.distributed import DistContext, all_gather_cat, all_reduce_mean, barrier, wrap_model
+from cola_train.distributed import (
+    DistContext,
+    all_gather_cat,
+    all_reduce_mean,
+    barrier,
+    full_state_dict,
+    wrap_model,
+)
 from cola_train.metrics_log import MetricsLog
 from cola_train.optim import EMA, build_optimizer, lr_factor, set_learning_rates
 from cola_train.stages import CoLAModels, StagePlan, plan_stage
@@ -388,10 +395,15 @@ def _diverged(session: Session, name: str, step: int, what: str) -> None:
 
 
 def model_tensors(session: Session) -> dict[str, dict[str, torch.Tensor]]:
+    """Full (unsharded) model and EMA state; every rank must call it under FSDP."""
     models = session.models
-    groups = {"lam": models.lam.state_dict(), "wm": models.wm.state_dict(), "ema": session.ema.state_dict()}
+    groups = {
+        "lam": full_state_dict(models.lam),
+        "wm": full_state_dict(models.wm),
+        "ema": session.ema.state_dict(),
+    }
     if models.decoder is not None:
-        groups["decoder"] = models.decoder.state_dict()
+        groups["decoder"] = full_state_dict(models.decoder)
     return groups
 
 
@@ -407,10 +419,12 @@ def _save(
     """Checkpoint after ``step`` steps of stage ``name`` (rank 0 writes; everyone waits)."""
     if session.checkpoint_dir is None:
         return
+    # Gathering FSDP shards is collective, so every rank builds the tensors; rank 0 writes them.
+    optim_tensors, optim_meta = optimizer_to_tensors(optimizer, names)
+    groups = {**model_tensors(session), "optim": optim_tensors}
     if session.context.is_main:
-        optim_tensors, optim_meta = optimizer_to_tensors(optimizer, names)
         rng_tensors, rng_meta = capture_rng()
-        groups = {**model_tensors(session), "optim": optim_tensors, "rng": rng_tensors}
+        groups["rng"] = rng_tensors
         state = {
             "stage": name,
             "stage_index": session.config.stages.index(name),

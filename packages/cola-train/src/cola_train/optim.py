@@ -8,6 +8,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from cola_train.distributed import full_tensor
+
 
 def build_optimizer(
     groups: dict[str, list[nn.Parameter]],
@@ -59,7 +61,7 @@ class EMA:
     def __init__(self, module: nn.Module, decay: float) -> None:
         self.decay = decay
         self.updates = 0
-        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        self.shadow = {k: full_tensor(v).detach().clone() for k, v in module.state_dict().items()}
 
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
@@ -67,6 +69,7 @@ class EMA:
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for key, value in module.state_dict().items():
             shadow = self.shadow[key]
+            value = full_tensor(value)
             if value.is_floating_point():
                 shadow.lerp_(value.detach().to(shadow.dtype), 1.0 - decay)
             else:

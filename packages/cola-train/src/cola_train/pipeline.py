@@ -7,7 +7,6 @@ run directory with checkpoints, resume and the final ``save_pretrained``.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import logging
@@ -20,7 +19,7 @@ import torch
 
 from cola_train.checkpoint import latest_checkpoint, load_checkpoint
 from cola_train.config import RunConfig, _suggest, config_differences
-from cola_train.distributed import DistContext, barrier, init_distributed
+from cola_train.distributed import DistContext, barrier, full_state_dict, init_distributed
 from cola_train.loop import Session, StageOutcome, restore_models, run_stage
 from cola_train.stages import CoLAModels
 
@@ -220,10 +219,9 @@ def train(
             )
     finally:
         session.log.close()
-    if context.is_main:
-        save_models(session, run_dir / "models")
-        if push_to_hub:
-            push_run(run_dir, push_to_hub)
+    save_models(session, run_dir / "models")
+    if context.is_main and push_to_hub:
+        push_run(run_dir, push_to_hub)
     barrier(context)
     return run_dir
 
@@ -263,14 +261,22 @@ def _write_json_atomic(path: Path, values: dict[str, Any]) -> None:
 
 
 def save_models(session: Session, directory: Path) -> None:
-    """``save_pretrained`` the LAM, the EMA world model and (if any) the LAM decoder under ``directory``."""
+    """``save_pretrained`` the LAM, the EMA world model and (if any) the LAM decoder under ``directory``.
+
+    Every rank must call it (gathering FSDP shards is collective); rank 0 writes fresh unsharded copies.
+    """
     models = session.models
-    models.lam.save_pretrained(directory / "lam")
-    ema_wm = copy.deepcopy(models.wm)
-    session.ema.copy_to(ema_wm)
-    ema_wm.save_pretrained(directory / "wm")
+    states = {"lam": full_state_dict(models.lam), "wm": session.ema.state_dict()}
     if models.decoder is not None:
-        models.decoder.save_pretrained(directory / "lam_decoder")
+        states["lam_decoder"] = full_state_dict(models.decoder)
+    if not session.context.is_main:
+        return
+    sources = {"lam": models.lam, "wm": models.wm, "lam_decoder": models.decoder}
+    for name, state in states.items():
+        source = sources[name]
+        model = type(source)(source.config)
+        model.load_state_dict(state)
+        model.save_pretrained(directory / name)
 
 
 def push_run(run_dir: Path, repo_id: str) -> str:
