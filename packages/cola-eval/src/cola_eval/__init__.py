@@ -1,14 +1,15 @@
 """cola_eval: evaluations of CoLA runs: video metrics (PSNR, SSIM, LPIPS, FVD), controllability, codebook
 health, linear probes, the action adapter, visual planning on PushT, code atlases and reports."""
 
-from cola_eval.adapter import ActionAdapter, train_adapter
+from cola_eval.adapter import ActionAdapter, AdapterConfig, adapter_accuracy, train_adapter
 from cola_eval.atlas import code_atlas, write_atlas
 from cola_eval.codebook import CodebookUsage, codebook_usage, plot_training_curves, read_training_metrics
 from cola_eval.fvd import fvd, i3d_features, load_i3d
 from cola_eval.i3d import InceptionI3d
 from cola_eval.lpips import LPIPS, load_lpips, lpips_distance
 from cola_eval.metrics import feature_statistics, frechet_distance, psnr, ssim
-from cola_eval.planning import evaluate_planning
+from cola_eval.planning import PlanningConfig, StateReadout, evaluate_planning, train_readout
+from cola_eval.planning import WorldModel as PlanningWorldModel
 from cola_eval.probe import LinearProbe, fit_linear_probe, probe_latent_actions, regression_scores
 from cola_eval.report import ReportOptions, write_report
 from cola_eval.rollout import RolloutEvaluation, evaluate_rollouts, latent_actions, rollout
@@ -17,13 +18,18 @@ from cola_eval.weights import WeightsSource, WeightsUnavailable
 __all__ = [
     "LPIPS",
     "ActionAdapter",
+    "AdapterConfig",
     "CodebookUsage",
     "InceptionI3d",
     "LinearProbe",
+    "PlanningConfig",
+    "PlanningWorldModel",
     "ReportOptions",
     "RolloutEvaluation",
+    "StateReadout",
     "WeightsSource",
     "WeightsUnavailable",
+    "adapter_accuracy",
     "code_atlas",
     "codebook_usage",
     "evaluate_planning",
@@ -45,6 +51,7 @@ __all__ = [
     "rollout",
     "ssim",
     "train_adapter",
+    "train_readout",
     "write_atlas",
     "write_report",
 ]
