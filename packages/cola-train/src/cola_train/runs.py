@@ -25,8 +25,8 @@ class TrainedRun:
 
 def load_trained(run_dir_or_hub_id: str | Path) -> TrainedRun:
     """Load RUN/models/{lam,wm[,lam_decoder]} and RUN/config.json from a run directory or a Hub repo id."""
-    from cola_lam import LAMConfig, LAMDecoder, LatentActionModel
-    from cola_wm import ActionConditionedDiT, DiTConfig
+    from cola_lam import LAMDecoder, LatentActionModel
+    from cola_wm import ActionConditionedDiT
 
     run_dir = _locate(run_dir_or_hub_id)
     config_file = run_dir / "config.json"
@@ -40,10 +40,10 @@ def load_trained(run_dir_or_hub_id: str | Path) -> TrainedRun:
             f"run {run_dir} has no saved {' or '.join(missing)} model under {models}; the run did not "
             "finish. Resume it with `cola-train run --config RUN/config.json --out RUN --resume`"
         )
-    lam = _load_model(LatentActionModel, LAMConfig, models / "lam")
-    wm = _load_model(ActionConditionedDiT, DiTConfig, models / "wm")
+    lam = _load_model(LatentActionModel, models / "lam")
+    wm = _load_model(ActionConditionedDiT, models / "wm")
     decoder = (
-        _load_model(LAMDecoder, LAMConfig, models / "lam_decoder")
+        _load_model(LAMDecoder, models / "lam_decoder")
         if (models / "lam_decoder" / "config.json").is_file()
         else None
     )
@@ -60,18 +60,15 @@ def load_trained(run_dir_or_hub_id: str | Path) -> TrainedRun:
     )
 
 
-def _load_model(model_class: type, config_class: type, directory: Path) -> nn.Module:
-    """A ``save_pretrained`` folder (config.json + model.safetensors) -> the model in eval mode.
-
-    Built from the config dataclass directly: ``PyTorchModelHubMixin.from_pretrained`` hands
-    ``LatentActionModel`` a plain dict (its ``config`` annotation is a string under
-    ``from __future__ import annotations``).
-    """
-    from safetensors.torch import load_model
-
-    config = config_class(**json.loads((directory / "config.json").read_text()))
-    model = model_class(config)
-    load_model(model, directory / "model.safetensors", device="cpu")
+def _load_model(model_class: Any, directory: Path) -> nn.Module:
+    """A ``save_pretrained`` folder (config.json + safetensors weights) -> the model, eval mode, CPU."""
+    try:
+        model = model_class.from_pretrained(directory, map_location="cpu")
+    except Exception as error:
+        raise ValueError(
+            f"cannot load {model_class.__name__} from {directory} ({type(error).__name__}: {error}); the "
+            "folder must hold the config.json and model.safetensors written by save_pretrained"
+        ) from error
     return model.eval()
 
 
