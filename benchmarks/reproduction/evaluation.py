@@ -15,50 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from cola_eval.planning import Observation, Prediction, WorldModel
+from cola_eval.planning import WorldModel
 
 FVD_MIN_FRAMES = 10
 PUSHT_DELTA_COLUMNS = (2, 3)
-
-
-class DeviceWorldModel(WorldModel):
-    """cola_eval's planning WorldModel, run on the world model's device.
-
-    The library's ``WorldModel.predict`` builds its inputs and generator on the CPU, which fails for a model
-    on a GPU; on a CPU this is exactly the library's predict.
-    """
-
-    def __init__(self, wm: Any, adapter: Any, euler_steps: int, seed: int) -> None:
-        super().__init__(wm, adapter, euler_steps=euler_steps, seed=seed)
-        self.device = next(wm.parameters()).device
-        if self.device.type != "cpu":
-            self.generator = torch.Generator(self.device).manual_seed(seed)
-
-    @torch.no_grad()
-    def predict(self, observation: Observation, deltas: Any, frames: bool) -> Prediction:
-        if self.device.type == "cpu":
-            return super().predict(observation, deltas, frames)
-        from cola_wm import sample
-
-        samples, horizon = deltas.shape[:2]
-        self.check_frame_size(observation.frame.shape[-1])
-        frame = observation.frame.to(self.device)
-        real = torch.as_tensor(deltas, dtype=torch.float32, device=self.device)
-        context = frame[None, None].expand(samples, 1, *frame.shape)
-        adapter_frames = (
-            context.expand(samples, horizon, *frame.shape) if self.adapter.config.use_frames else None
-        )
-        latent = self.adapter.to_latent(real, adapter_frames)
-        video = sample(
-            self.wm,
-            context.contiguous(),
-            latent.flatten(-2),
-            num_frames=horizon + 1,
-            steps=self.euler_steps,
-            guidance_scale=1.0,
-            generator=self.generator,
-        )
-        return Prediction(frames=video[:, 1:].clamp(-1.0, 1.0).float().cpu(), states=None)
 
 
 @dataclass
@@ -310,7 +270,7 @@ def evaluate_run(run_dir: Path, shared: SharedEvaluation, plan: bool) -> dict[st
 
     planning = None
     if plan:
-        model = DeviceWorldModel(wm, adapter, int(shared.planning_settings.get("euler_steps", 3)), seed)
+        model = WorldModel(wm, adapter, int(shared.planning_settings.get("euler_steps", 3)), seed)
         planning = shared.plan(model)
         metrics["planning/success"] = planning["success"]
         metrics["planning/success_strict"] = planning["success_strict"]

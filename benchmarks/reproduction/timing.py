@@ -106,14 +106,9 @@ def evaluation_timings(driver: Any) -> dict[str, float]:
         env = restore_state(episodes[0], 0)
         observation = Observation(env, frames_to_tensor(render_frame(env)), env.unwrapped.agent.position)
         deltas = torch.zeros(samples, horizon, 2).numpy()
-        if driver.device.type == "cpu":
-            model = WorldModel(wm, adapter, euler_steps=int(planning.get("euler_steps", 3)))
-        else:
-            from reproduction.evaluation import DeviceWorldModel
-
-            model = DeviceWorldModel(
-                wm.to(driver.device), adapter.to(driver.device), int(planning.get("euler_steps", 3)), 0
-            )
+        model = WorldModel(
+            wm.to(driver.device), adapter.to(driver.device), euler_steps=int(planning.get("euler_steps", 3))
+        )
         timings["wm_predict"] = _timed(lambda: model.predict(observation, deltas, True))
         timings["oracle_predict"] = _timed(lambda: SimulatorModel().predict(observation, deltas, False))
     return timings

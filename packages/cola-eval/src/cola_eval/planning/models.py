@@ -153,4 +153,5 @@ class WorldModel:
             guidance_scale=1.0,
             generator=self.generator,
         )
-        return Prediction(frames=video[:, 1:].clamp(-1.0, 1.0), states=None)
+        # Costs, goals and the readout live on the CPU; only the rollout runs on the model's device.
+        return Prediction(frames=video[:, 1:].clamp(-1.0, 1.0).float().cpu(), states=None)
