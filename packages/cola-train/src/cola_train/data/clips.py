@@ -110,8 +110,9 @@ class ClipDataset(Dataset):
             )
 
         self._frames = [torch.from_numpy(episode.frames) for episode in self.episodes]
-        self._actions = [torch.from_numpy(episode.actions) for episode in self.episodes]
-        self._states = [torch.from_numpy(episode.states) for episode in self.episodes]
+        # Actions and states are small; copying them also detaches them from read-only Arrow buffers.
+        self._actions = [torch.tensor(episode.actions) for episode in self.episodes]
+        self._states = [torch.tensor(episode.states) for episode in self.episodes]
         counts = [(len(episode) - self.span) // stride + 1 for episode in self.episodes]
         self._ends = np.cumsum(counts).tolist()
 
