@@ -14,7 +14,6 @@ from cola_train.metrics_log import read_metrics
 from engine_helpers import DDP_SECTIONS, MovingSquares, ddp_worker, free_port, tiny_config
 
 
-@pytest.mark.slow
 def test_two_processes_match_one(tmp_path: Path) -> None:
     single = train(tiny_config(**DDP_SECTIONS), tmp_path / "single", data=MovingSquares())
     mp.spawn(ddp_worker, args=(2, free_port(), str(tmp_path / "ddp")), nprocs=2, join=True)
