@@ -7,8 +7,9 @@ one small size and the eager reference only, so CI stays fast (the Triton kernel
     uv run pytest benchmarks/bench_adaln.py -s --benchmark-disable
 """
 
-import time
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,30 +22,14 @@ from cola_wm.kernels import (
     gated_residual_triton,
 )
 
+sys.path.insert(0, str(Path(__file__).parent))
+from benchtools import median_seconds
+
 CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
 DTYPE = torch.bfloat16 if CUDA else torch.float32
 FRAMES = 16
 SIZES = [(t, c) for t in (16384, 65536, 262144) for c in (384, 768, 1152)] if CUDA else [(4096, 96)]
-
-
-def _time(fn: Callable[[], object], repeats: int) -> float:
-    """Median seconds per call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if CUDA:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end) / 1e3)
-        else:
-            begin = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - begin)
-    return sorted(times)[len(times) // 2]
 
 
 def _implementations(reference: Callable, fused: Callable) -> dict[str, Callable]:
@@ -81,8 +66,8 @@ def test_adaln_modulate(benchmark, tokens, channels):
     backward_bytes = 3 * x.numel() * element  # read x and dy, write dx
     repeats = 20 if CUDA else 3
     for name, fn in _implementations(adaln_modulate_reference, adaln_modulate_triton).items():
-        forward = _time(lambda fn=fn: fn(x, shift, scale, 1e-6), repeats)
-        both = _time(lambda fn=fn: torch.autograd.backward(fn(x, shift, scale, 1e-6), grad), repeats)
+        forward = median_seconds(lambda fn=fn: fn(x, shift, scale, 1e-6), repeats)
+        both = median_seconds(lambda fn=fn: torch.autograd.backward(fn(x, shift, scale, 1e-6), grad), repeats)
         _report("adaln_modulate", tokens, channels, name, forward, forward_bytes, "fwd")
         _report("adaln_modulate", tokens, channels, name, both, forward_bytes + backward_bytes, "fwd+bwd")
     benchmark(lambda: adaln_modulate(x, shift, scale, 1e-6))
@@ -98,8 +83,8 @@ def test_gated_residual(benchmark, tokens, channels):
     backward_bytes = 3 * x.numel() * element  # read dout and y, write dy (dx is dout itself)
     repeats = 20 if CUDA else 3
     for name, fn in _implementations(gated_residual_reference, gated_residual_triton).items():
-        forward = _time(lambda fn=fn: fn(x, y, gate), repeats)
-        both = _time(lambda fn=fn: torch.autograd.backward(fn(x, y, gate), grad), repeats)
+        forward = median_seconds(lambda fn=fn: fn(x, y, gate), repeats)
+        both = median_seconds(lambda fn=fn: torch.autograd.backward(fn(x, y, gate), grad), repeats)
         _report("gated_residual", tokens, channels, name, forward, forward_bytes, "fwd")
         _report("gated_residual", tokens, channels, name, both, forward_bytes + backward_bytes, "fwd+bwd")
     benchmark(lambda: gated_residual(x, y, gate))

@@ -6,8 +6,8 @@ with CUDA or COLA_BENCH_LARGE=1 (one 10-frame clip takes ~2 s on one CPU core).
 """
 
 import os
-import time
-from collections.abc import Callable
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,30 +15,19 @@ from cola_eval.fvd import preprocess_for_i3d
 from cola_eval.i3d import InceptionI3d
 from cola_eval.metrics import frechet_distance, psnr, ssim
 
+sys.path.insert(0, str(Path(__file__).parent))
+from benchtools import median_seconds
+
 CUDA = torch.cuda.is_available()
 LARGE = CUDA or os.environ.get("COLA_BENCH_LARGE") == "1"
 DEVICE = "cuda" if CUDA else "cpu"
-
-
-def _seconds(fn: Callable[[], object], repeats: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        if CUDA:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if CUDA:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def test_frame_metrics_throughput():
     frames = 512 if LARGE else 64
     a = torch.rand(frames, 3, 64, 64, device=DEVICE) * 2 - 1
     b = (a + 0.1 * torch.randn_like(a)).clamp(-1, 1)
-    seconds = _seconds(lambda: (ssim(a, b), psnr(a, b)))
+    seconds = median_seconds(lambda: (ssim(a, b), psnr(a, b)))
     print(
         f"\nSSIM+PSNR on {frames} 64x64 frames ({DEVICE}): {seconds * 1e3:.1f} ms = {frames / seconds:.0f} /s"
     )
@@ -49,7 +38,7 @@ def test_frechet_distance_400d():
     x = torch.randn(1000, 400, generator=g, dtype=torch.float64)
     sigma = x.T @ x / 999
     mu = torch.zeros(400, dtype=torch.float64)
-    seconds = _seconds(lambda: frechet_distance(mu, sigma, mu + 0.1, sigma * 1.1))
+    seconds = median_seconds(lambda: frechet_distance(mu, sigma, mu + 0.1, sigma * 1.1))
     print(f"\nFrechet distance of 400-d statistics (CPU, float64): {seconds * 1e3:.1f} ms")
 
 
@@ -59,7 +48,7 @@ def test_i3d_forward():
     model = InceptionI3d().eval().to(DEVICE)
     video = torch.rand(clips, 16, 3, 64, 64, device=DEVICE) * 2 - 1
     with torch.no_grad():
-        seconds = _seconds(lambda: model(preprocess_for_i3d(video)), repeats=3)
+        seconds = median_seconds(lambda: model(preprocess_for_i3d(video)), repeats=3)
     print(
         f"\nI3D features of {clips} clip(s) x {video.shape[1]} frames at 224px ({DEVICE}): {seconds:.2f} s "
         f"= {clips / seconds:.2f} clips/s"

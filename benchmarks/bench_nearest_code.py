@@ -10,13 +10,17 @@ K in {32, 1024}, D in {32, 64}. On CPU: one small size with the PyTorch code onl
 """
 
 import os
-import time
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
 from cola_lam import nearest_code
 from cola_lam.kernels import nearest_code_reference, nearest_code_triton
+
+sys.path.insert(0, str(Path(__file__).parent))
+from benchtools import median_seconds
 
 CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
@@ -32,25 +36,6 @@ def eager_cdist_argmin(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.T
     dist = torch.cdist(z, codebook)
     indices = dist.argmin(dim=1)
     return indices, dist.gather(1, indices[:, None]).squeeze(1).square()
-
-
-def _time(fn: Callable[[], object], repeats: int) -> float:
-    """Median seconds per call, after one warm-up call (which also compiles)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if CUDA:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end) / 1e3)
-        else:
-            begin = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - begin)
-    return sorted(times)[len(times) // 2]
 
 
 def _peak_extra_bytes(fn: Callable[[], object]) -> int | None:
@@ -86,7 +71,7 @@ def test_nearest_code(benchmark, n, k, d):
     repeats = 20 if CUDA else 3
     results = {}
     for name, fn in _implementations().items():
-        seconds = _time(lambda fn=fn: fn(z, codebook), repeats)
+        seconds = median_seconds(lambda fn=fn: fn(z, codebook), repeats)
         extra = _peak_extra_bytes(lambda fn=fn: fn(z, codebook))
         memory = "n/a (CPU)" if extra is None else f"{extra / 2**20:9.2f} MiB"
         results[name] = seconds
