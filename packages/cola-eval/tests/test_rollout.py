@@ -155,3 +155,13 @@ def test_probe_on_latent_actions_reports_counts():
     assert result["embedding"]["n_train"] == 6 * (FRAMES - 1) and result["one_hot"]["n_test"] == 3 * (
         FRAMES - 1
     )
+
+
+def test_probe_predicts_only_the_chosen_action_columns():
+    lam, _ = _models()
+    train, test = _clips(6), _clips(3)
+    chosen = probe_latent_actions(lam, train, test, batch_size=4, action_columns=[1])
+    every = probe_latent_actions(lam, train, test, batch_size=4)
+    assert chosen["embedding"]["mse"] != every["embedding"]["mse"]
+    with pytest.raises(ValueError, match="action_columns"):
+        probe_latent_actions(lam, train, test, batch_size=4, action_columns=[99])

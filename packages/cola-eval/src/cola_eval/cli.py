@@ -42,7 +42,7 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
         type=int,
         nargs="+",
         default=None,
-        help="action columns the adapter reads (default: 2 3 for PushT, else all)",
+        help="real-action columns the adapter and the linear probe read (default: 2 3 for PushT, else all)",
     )
     p.add_argument("--videos", type=int, default=d.videos, help="side-by-side rollout videos per run")
     p.add_argument("--i3d-weights", default=None, help="local I3D safetensors file (env COLA_I3D_WEIGHTS)")

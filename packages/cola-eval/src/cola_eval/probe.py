@@ -86,14 +86,28 @@ def probe_latent_actions(
     ridge: float = 1e-3,
     batch_size: int = 16,
     max_clips: int | None = None,
+    action_columns: Sequence[int] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Fit on train episodes, score on held-out ones, for both feature views; entries carry their counts."""
+    """Fit on train episodes, score on held-out ones, for both feature views; entries carry their counts.
+
+    ``action_columns`` picks the real-action columns to predict (all by default). A latent action names a
+    change between two frames, so for PushT the relative columns (delta_x, delta_y: 2, 3) are the ones it
+    can explain; the absolute target position also depends on where the agent already is."""
     train = latent_action_features(lam, train_set, batch_size, max_clips, "probe train")
     test = latent_action_features(lam, test_set, batch_size, max_clips, "probe test")
+    width = train["actions"].shape[-1]
+    columns = list(range(width)) if action_columns is None else [int(c) for c in action_columns]
+    bad = [c for c in columns if not 0 <= c < width]
+    if bad or not columns:
+        raise ValueError(
+            f"probe action_columns {columns} must be a non-empty list of columns in [0, {width}) "
+            "(the dataset's real actions)"
+        )
+    train_targets, test_targets = train["actions"][:, columns], test["actions"][:, columns]
     results = {}
     for view in ("embedding", "one_hot"):
-        probe = fit_linear_probe(train[view], train["actions"], ridge)
-        scores = regression_scores(probe.predict(test[view]), test["actions"])
+        probe = fit_linear_probe(train[view], train_targets, ridge)
+        scores = regression_scores(probe.predict(test[view]), test_targets)
         results[view] = {
             **scores,
             "n_train": int(train["actions"].shape[0]),

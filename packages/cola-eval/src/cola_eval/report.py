@@ -38,7 +38,8 @@ class ReportOptions:
     adapter: bool = True
     adapter_steps: int = 300
     adapter_fraction: float = 0.1
-    adapter_columns: list[int] | None = None  # default: PushT's deltas (2, 3) for 4-column actions, else all
+    # real-action columns the adapter and the probe read; default PushT's deltas (2, 3), else all
+    adapter_columns: list[int] | None = None
     probe_ridge: float = 1e-3
     atlas_top: int = 8
     atlas_rare: int = 2
@@ -146,10 +147,10 @@ def evaluate_run(
 
     adapter = None
     sources = ["inferred", "random"]
+    columns = _adapter_columns(options, held_out[0]["actions"].shape[-1])
     if options.adapter:
         from cola_eval.adapter import train_adapter
 
-        columns = _adapter_columns(options, held_out[0]["actions"].shape[-1])
         adapter = (
             train_adapter(
                 lam,
@@ -215,6 +216,7 @@ def evaluate_run(
         ridge=options.probe_ridge,
         batch_size=options.batch_size,
         max_clips=options.max_clips,
+        action_columns=columns,
     )
     for view, scores in probe.items():
         metrics[f"probe/{view}/r2"] = metric(scores["r2"], scores["n_test"])
