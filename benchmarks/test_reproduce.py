@@ -15,7 +15,7 @@ BENCHMARKS = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHMARKS))
 
 from reproduction.plan import Experiment, adaptive_joint_branch, branches, methods  # noqa: E402
-from reproduction.summary import verdict  # noqa: E402
+from reproduction.summary import CLAIMS, tie_threshold, verdict  # noqa: E402
 
 ROOT = BENCHMARKS.parent
 SMOKE = ROOT / "configs" / "reproduce-smoke.toml"
@@ -64,11 +64,40 @@ def test_bad_experiment_config_is_rejected(tmp_path, change, message):
         Experiment.load(path, "smoke")
 
 
-def test_verdict_is_paired_by_seed():
-    assert verdict({0: 2.0, 1: 3.0}, {0: 1.0, 1: 2.0}, higher=True)["verdict"] == "holds"
-    assert verdict({0: 2.0, 1: 1.0}, {0: 1.0, 1: 1.5}, higher=True)["verdict"].startswith("mixed")
-    assert verdict({0: 2.0}, {0: 1.0}, higher=False)["verdict"].startswith("does not hold")
-    assert verdict({0: None}, {0: 1.0}, higher=True)["verdict"].startswith("untestable")
+def test_verdict_is_paired_by_seed_and_counts_ties():
+    three = verdict({0: 2.0, 1: 3.0, 2: 1.5}, {0: 1.0, 1: 2.0, 2: 1.3}, higher=True, threshold=0.1)
+    assert three["verdict"] == "holds (3/3 seeds ahead)"
+    assert (three["ahead"], three["tied"], three["behind"]) == (3, 0, 0)
+    assert three["mean_difference"] == pytest.approx(2.2 / 3) and three["std_difference"] > 0
+    mixed = verdict({0: 2.0, 1: 1.0, 2: 1.0}, {0: 1.0, 1: 1.05, 2: 1.0}, higher=True, threshold=0.1)
+    assert mixed["verdict"] == "inconclusive (mixed: 1 ahead, 2 tied, 0 behind)"
+    behind = verdict({0: 1.0, 1: 1.0, 2: 0.5}, {0: 1.0, 1: 1.5, 2: 1.0}, higher=True, threshold=0.1)
+    assert behind["verdict"] == "does not hold (0/3 ahead: 2 behind, 1 tied)"
+    # Lower is better: the difference is oriented so that > 0 means CoLA is better.
+    lower = verdict({0: 1.0}, {0: 2.0}, higher=False, threshold=0.1)
+    assert lower["verdict"] == "holds (1/1 seeds ahead; one seed only)" and lower["mean_difference"] == 1.0
+    assert verdict({0: None}, {0: 1.0}, higher=True, threshold=0.1)["verdict"].startswith("untestable")
+
+
+def test_verdict_calls_differences_within_the_threshold_a_tie():
+    # The cpu seed-0 run's SSIM: 0.0558 vs 0.0556 used to read "holds" by the sign of the difference.
+    ssim = verdict({0: 0.0558}, {0: 0.0556}, higher=True, threshold=tie_threshold("inferred/ssim"))
+    assert ssim["verdict"] == "inconclusive (tie: 1/1 seeds within 0.005; one seed only)"
+    assert ssim["tied"] == 1 and ssim["std_difference"] is None
+    at_floor = verdict({0: 0.0, 1: 0.0}, {0: 0.0, 1: 0.0}, higher=True, threshold=0.25, floor=0.0)
+    assert at_floor["verdict"] == "untestable at this scale (both 0 in 2/2 seeds)"
+    one_pair = verdict({0: 0.25, 1: 0.5}, {0: 0.0, 1: 0.5}, higher=True, threshold=0.25, floor=0.0)
+    assert one_pair["verdict"].startswith("inconclusive (tie")  # one pair of four flipping is noise
+
+
+def test_tie_thresholds_are_defined_for_every_claim():
+    results = [{"counts": {"planning_pairs": 4}}, {"counts": {"planning_pairs": 0}}]
+    assert tie_threshold("planning/success", results) == 0.25
+    assert tie_threshold("inferred/psnr") == 0.1 and tie_threshold("codebook/utilization") == 0.02
+    for _, metric, _, _ in CLAIMS:
+        assert tie_threshold(metric, results) > 0, metric
+    with pytest.raises(ValueError, match="no tie threshold for probe/r2"):
+        tie_threshold("probe/r2")
 
 
 def _launch(out: Path, *extra: str) -> subprocess.Popen:
