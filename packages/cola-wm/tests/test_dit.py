@@ -1,5 +1,7 @@
 """ActionConditionedDiT: shapes, zero-init action conditioning, causality, checkpoints, input validation."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from cola_wm import ActionConditionedDiT, DiTConfig
@@ -51,12 +53,26 @@ def test_forward_shape_and_velocity_for_every_frame(model):
     assert shorter.shape == x[:, :2].shape
 
 
-def test_fresh_model_outputs_zero():
-    """AdaLN-Zero: a fresh model is the zero velocity field."""
+def test_fresh_model_predicts_zero():
+    """AdaLN-Zero: a fresh model's last layer outputs zero, so it predicts x0 = 0, the velocity x_t / t
+    (or the zero velocity field with velocity prediction)."""
+    x, t = random_video(1, CONFIG), torch.rand(1)
+    assert torch.allclose(ActionConditionedDiT(CONFIG)(x, t), x / t.clamp_min(CONFIG.min_flow_time))
+    velocity = replace(CONFIG, prediction="velocity")
+    assert torch.equal(ActionConditionedDiT(velocity)(x, t), torch.zeros_like(x))
+
+
+def test_x0_prediction_turns_the_clean_frame_into_the_velocity():
+    """With prediction="x0" the model's velocity at x_t = (1 - t) x0 + t eps is exact when the last layer
+    returns x0: (x_t - x0) / t = eps - x0."""
     model = ActionConditionedDiT(CONFIG)
-    assert torch.equal(
-        model(random_video(1, CONFIG), torch.rand(1)), torch.zeros(1, *random_video(1, CONFIG).shape[1:])
-    )
+    x0, noise, t = random_video(1, CONFIG), torch.randn(1, CONFIG.num_frames, 3, 16, 16), torch.tensor([0.6])
+    x_t = (1 - t) * x0 + t * noise
+    with torch.no_grad():
+        model.final_layer.linear.bias.fill_(0.25)  # a constant x0 prediction
+    velocity = model(x_t, t)
+    assert torch.allclose(velocity, (x_t - 0.25) / 0.6, atol=1e-5)
+    assert torch.allclose(model(x0, torch.tensor([0.0])), (x0 - 0.25) / CONFIG.min_flow_time, atol=1e-4)
 
 
 @settings(max_examples=15, deadline=None)

@@ -72,7 +72,8 @@ class ActionConditionedDiT(nn.Module, PyTorchModelHubMixin):
     """Video DiT trained with rectified flow; optionally conditioned on latent actions.
 
     ``model(x [B,T,C,H,W], t [B], actions=None | [B, T-1, action_dim], num_context=k)`` returns the velocity
-    ``eps - x0`` predicted for every frame; the first k frames are clean context (flow time 0).
+    ``eps - x0`` predicted for every frame (from a predicted clean frame by default, see
+    ``DiTConfig.prediction``); the first k frames are clean context (flow time 0).
     """
 
     def __init__(self, config: DiTConfig):
@@ -186,7 +187,7 @@ class ActionConditionedDiT(nn.Module, PyTorchModelHubMixin):
             tokens = block(tokens, modulation, frames)
         out = self.final_layer(tokens, cond)
         side = config.patches_per_side
-        return rearrange(
+        out = rearrange(
             out,
             "b (t h w) (p q c) -> b t c (h p) (w q)",
             t=frames,
@@ -194,7 +195,12 @@ class ActionConditionedDiT(nn.Module, PyTorchModelHubMixin):
             w=side,
             p=config.patch_size,
             q=config.patch_size,
-        ).to(x.dtype)
+        )
+        if config.prediction == "x0":
+            # x_t = (1 - t) x0 + t eps  =>  eps - x0 = (x_t - x0) / t; the floor keeps t -> 0 finite
+            time = frame_time.clamp_min(config.min_flow_time).to(out.dtype)[:, :, None, None, None]
+            out = (x.to(out.dtype) - out) / time
+        return out.to(x.dtype)
 
     def _check_inputs(
         self, x: torch.Tensor, t: torch.Tensor, actions: torch.Tensor | None, num_context: int
