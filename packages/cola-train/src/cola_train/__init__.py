@@ -9,7 +9,9 @@ from cola_train.config import (
     TrainConfig,
     WarmupConfig,
     load_config,
+    model_configs,
 )
+from cola_train.init_from import SourceWeights, read_source
 from cola_train.loop import StageOutcome, TrainingDiverged
 from cola_train.pipeline import (
     build_models,
@@ -31,6 +33,7 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "RunConfig",
+    "SourceWeights",
     "StageConfig",
     "StageOutcome",
     "StagePlan",
@@ -44,8 +47,10 @@ __all__ = [
     "load_config",
     "load_dataset",
     "load_trained",
+    "model_configs",
     "plan_stage",
     "pretrain",
+    "read_source",
     "run_stages",
     "train",
     "warmup",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -62,6 +63,12 @@ def _add_run_command(
     run.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
+    run.add_argument(
+        "--init-from",
+        metavar="RUN",
+        help="start the models from this run's final weights (run directory, checkpoint file or Hub "
+        "repo id); the stages of this config then run from their first step",
+    )
     run.add_argument("--push-to-hub", metavar="REPO", help="push models, config and metrics to this Hub repo")
     run.set_defaults(func=_run, stages=stages)
 
@@ -74,6 +81,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.stages is not None:
         overrides.insert(0, "stages=[" + ", ".join(f'"{s}"' for s in args.stages) + "]")
     config = load_config(args.config, overrides, preset=args.preset)
+    if args.init_from is not None:
+        config = dataclasses.replace(config, init_from=args.init_from)
     run_dir = train(config, args.out, resume=args.resume, push_to_hub=args.push_to_hub)
     _print_where(run_dir)
     return 0

@@ -115,7 +115,13 @@ class WarmupConfig(StageConfig):
 
 @dataclass
 class RunConfig:
+    """A whole run. ``init_from`` starts its models from another run's final weights instead of a fresh
+    initialisation: a run directory, one of its checkpoint files, or the Hub repo id of a pushed run (see
+    :mod:`cola_train.init_from`); the stages listed here then run from their first step.
+    """
+
     seed: int = 0
+    init_from: str | None = None
     stages: list[str] = field(default_factory=lambda: ["pretrain", "warmup", "joint"])
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -159,6 +165,10 @@ def validate(config: RunConfig) -> None:
             )
     if len(set(config.stages)) != len(config.stages):
         raise ValueError(f"stages lists a stage twice: {config.stages}; each stage runs once per run")
+    if config.init_from is not None and not (isinstance(config.init_from, str) and config.init_from.strip()):
+        raise ValueError(
+            f"init_from must be a run directory, checkpoint file or Hub repo id, got {config.init_from!r}"
+        )
     if not config.stages:
         raise ValueError("stages is empty; list at least one of " + ", ".join(STAGE_NAMES))
     for name in STAGE_NAMES:
@@ -203,6 +213,51 @@ def validate(config: RunConfig) -> None:
     for key in ("lr_lam", "lr_action", "lr_dit", "lr_decoder"):
         if getattr(optim, key) <= 0:
             raise ValueError(f"optim.{key} must be positive, got {getattr(optim, key)}")
+
+
+def model_configs(config: RunConfig) -> tuple[Any, Any]:
+    """The ``(LAMConfig, DiTConfig)`` a run of ``config`` builds.
+
+    The frame size comes from ``data.frame_size``, the world model's ``action_dim`` from the LAM, and its
+    window holds at least one clip.
+    """
+    from cola_lam import LAMConfig
+    from cola_wm import DiTConfig
+
+    model = config.model
+    _check_keys("model.lam", model.lam, LAMConfig)
+    _check_keys("model.wm", model.wm, DiTConfig)
+    lam_config = LAMConfig.preset(model.lam_preset, **{"frame_size": config.data.frame_size, **model.lam})
+    wm_defaults = DiTConfig.preset(model.wm_preset)
+    wm_overrides = {
+        "frame_size": config.data.frame_size,
+        "channels": lam_config.channels,
+        "action_dim": lam_config.action_dim,
+        "num_frames": max(wm_defaults.num_frames, config.data.clip_length),
+        **model.wm,
+    }
+    wm_config = DiTConfig.preset(model.wm_preset, **wm_overrides)
+    if wm_config.action_dim != lam_config.action_dim:
+        raise ValueError(
+            f"model.wm.action_dim ({wm_config.action_dim}) must equal the LAM's action_dim "
+            f"(tokens_per_action x code_dim = {lam_config.action_dim})"
+        )
+    if wm_config.num_frames < config.data.clip_length:
+        raise ValueError(
+            f"model.wm.num_frames ({wm_config.num_frames}) must hold a clip of data.clip_length "
+            f"({config.data.clip_length}) frames"
+        )
+    return lam_config, wm_config
+
+
+def _check_keys(section: str, values: dict[str, Any], config_class: type) -> None:
+    valid = {f.name for f in dataclasses.fields(config_class)}
+    for key in values:
+        if key not in valid:
+            raise ValueError(
+                f"unknown config key {section}.{key!r}{_suggest(key, valid)}; "
+                f"valid keys: {', '.join(sorted(valid))}"
+            )
 
 
 def _suggest(name: str, choices: Any) -> str:

@@ -18,63 +18,39 @@ from typing import Any
 import torch
 
 from cola_train.checkpoint import latest_checkpoint, load_checkpoint
-from cola_train.config import RunConfig, _suggest, config_differences
+from cola_train.config import RunConfig, config_differences, model_configs
 from cola_train.distributed import DistContext, barrier, full_state_dict, init_distributed
+from cola_train.init_from import SourceWeights, read_source
 from cola_train.loop import Session, StageOutcome, restore_models, run_stage
 from cola_train.stages import CoLAModels
 
 logger = logging.getLogger("cola_train")
 
 
-def build_models(config: RunConfig, with_decoder: bool | None = None) -> CoLAModels:
-    """Fresh LAM and world model (plus the LAMDecoder when a stage needs it) sized by ``config``.
+def build_models(
+    config: RunConfig, with_decoder: bool | None = None, init_from: str | Path | None = None
+) -> CoLAModels:
+    """LAM and world model (plus the LAMDecoder when a stage needs it) sized by ``config`` (see
+    :func:`model_configs`).
 
-    The frame size comes from ``data.frame_size``, the world model's ``action_dim`` from the LAM, and its
-    window holds at least one clip. Initialisation is seeded with ``config.seed``.
+    Initialisation is seeded with ``config.seed``. With ``init_from`` (a run directory, one of its checkpoint
+    files, or a Hub repo id of a pushed run) the models then take that run's weights: the LAM, the world
+    model and, when both have one, the LAM decoder (see :mod:`cola_train.init_from`).
     """
-    from cola_lam import LAMConfig, LAMDecoder, LatentActionModel
-    from cola_wm import ActionConditionedDiT, DiTConfig
+    from cola_lam import LAMDecoder, LatentActionModel
+    from cola_wm import ActionConditionedDiT
 
-    model = config.model
-    _check_keys("model.lam", model.lam, LAMConfig)
-    _check_keys("model.wm", model.wm, DiTConfig)
-    lam_config = LAMConfig.preset(model.lam_preset, **{"frame_size": config.data.frame_size, **model.lam})
-    wm_defaults = DiTConfig.preset(model.wm_preset)
-    wm_overrides = {
-        "frame_size": config.data.frame_size,
-        "channels": lam_config.channels,
-        "action_dim": lam_config.action_dim,
-        "num_frames": max(wm_defaults.num_frames, config.data.clip_length),
-        **model.wm,
-    }
-    wm_config = DiTConfig.preset(model.wm_preset, **wm_overrides)
-    if wm_config.action_dim != lam_config.action_dim:
-        raise ValueError(
-            f"model.wm.action_dim ({wm_config.action_dim}) must equal the LAM's action_dim "
-            f"(tokens_per_action x code_dim = {lam_config.action_dim})"
-        )
-    if wm_config.num_frames < config.data.clip_length:
-        raise ValueError(
-            f"model.wm.num_frames ({wm_config.num_frames}) must hold a clip of data.clip_length "
-            f"({config.data.clip_length}) frames"
-        )
+    lam_config, wm_config = model_configs(config)
     if with_decoder is None:
         with_decoder = "lam_recon" in config.stages
     torch.manual_seed(config.seed)
     lam = LatentActionModel(lam_config)
     wm = ActionConditionedDiT(wm_config)
     decoder = LAMDecoder(lam_config) if with_decoder else None
-    return CoLAModels(lam, wm, decoder)
-
-
-def _check_keys(section: str, values: dict[str, Any], config_class: type) -> None:
-    valid = {f.name for f in dataclasses.fields(config_class)}
-    for key in values:
-        if key not in valid:
-            raise ValueError(
-                f"unknown config key {section}.{key!r}{_suggest(key, valid)}; "
-                f"valid keys: {', '.join(sorted(valid))}"
-            )
+    models = CoLAModels(lam, wm, decoder)
+    if init_from is not None:
+        read_source(init_from).load_into(models)
+    return models
 
 
 def load_dataset(config: RunConfig) -> Any:
@@ -168,24 +144,32 @@ def train(
 
     ``resume`` continues from the newest checkpoint in ``out`` (the config must be the same). ``data``
     replaces loading ``config.data.path`` (any sequence of dicts with a ``video [T, C, H, W]`` entry).
+    With ``config.init_from`` a new run starts from that run's weights (logged as an ``init_from`` event); a
+    resumed run continues from its own checkpoint and does not read the source again.
     """
     run_dir = Path(out).resolve()
     if data is None:
         config = dataclasses.replace(
             config, data=dataclasses.replace(config.data, path=str(Path(config.data.path).resolve()))
         )
+    if config.init_from is not None and Path(config.init_from).expanduser().exists():
+        config = dataclasses.replace(config, init_from=str(Path(config.init_from).expanduser().resolve()))
     context = init_distributed(config.train.device)
     resolved = config.to_dict()
+    checkpoint_file = latest_checkpoint(run_dir / "checkpoints") if resume else None
+    # Read (and check) the source before anything is written, so a bad one leaves no half-made run behind.
+    source = read_source(config.init_from) if config.init_from and checkpoint_file is None else None
+    if source is not None:
+        source.check_compatible(*model_configs(config))
     _prepare_run_dir(run_dir, resolved, resume, context)
     if data is None:
         data = load_dataset(config)
     models = build_models(config)
     session = _session(config, models, data, run_dir)
-    checkpoint_file = latest_checkpoint(session.checkpoint_dir) if resume else None
     first = 0
     if checkpoint_file is not None:
         checkpoint = load_checkpoint(checkpoint_file)
-        differences = config_differences(checkpoint.state["config"], resolved)
+        differences = config_differences(_with_defaults(checkpoint.state["config"]), resolved)
         if differences:
             raise ValueError(_mismatch_message(run_dir, differences))
         restore_models(session, checkpoint)
@@ -201,8 +185,11 @@ def train(
             checkpoint.state["stage"],
             checkpoint.state["step"],
         )
-    elif context.is_main:
-        session.log.truncate_from(0, 0)
+    else:
+        if context.is_main:
+            session.log.truncate_from(0, 0)
+        if source is not None:
+            _initialise(session, source)
     barrier(context)
     try:
         for name in config.stages[first:]:
@@ -234,13 +221,30 @@ def _prepare_run_dir(run_dir: Path, resolved: dict[str, Any], resume: bool, cont
                 f"run directory {run_dir} already holds a run; pass --resume to continue it or choose "
                 "another --out"
             )
-        differences = config_differences(json.loads(config_file.read_text()), resolved)
+        differences = config_differences(_with_defaults(json.loads(config_file.read_text())), resolved)
         if differences:
             raise ValueError(_mismatch_message(run_dir, differences))
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(config_file, resolved)
     barrier(context)
+
+
+def _initialise(session: Session, source: SourceWeights) -> None:
+    """Load the source's LAM, world model, EMA and (when this run has one) LAM decoder into the session."""
+    loaded = source.load_into(session.models)
+    session.ema.load_state_dict(source.ema, source.ema_updates)
+    session.log.event(
+        source.record(loaded), f"initialised {', '.join(loaded)} from {source.location} ({source.kind})"
+    )
+
+
+def _with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config with keys added to RunConfig since it was written set to their defaults."""
+    try:
+        return RunConfig.from_dict(saved).to_dict()
+    except ValueError:
+        return saved  # a key this version no longer knows: the comparison names it
 
 
 def _mismatch_message(run_dir: Path, differences: list[str]) -> str:
