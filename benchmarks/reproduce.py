@@ -24,10 +24,12 @@ import shutil
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
+from reproduction.jobs import InlineWorkers, Job, JobFailed, ProcessWorkers, plan_jobs, run_jobs
 from reproduction.plan import (
     SIZES,
     Branch,
@@ -50,13 +52,15 @@ OUT_GITIGNORE = "data/\n**/checkpoints/\n**/models/\n**/tensorboard/\n"
 # The driver
 
 
-class OutOfTime(Exception):
-    """The chunk's time is spent; the next call continues."""
-
-
 class Driver:
-    def __init__(self, experiment: Experiment, out: Path, max_minutes: float | None) -> None:
+    """The experiment's units (collect, train, evaluate, summarise) in one results folder. The main process's
+    driver schedules the jobs; each worker process has its own driver that runs them."""
+
+    def __init__(
+        self, experiment: Experiment, out: Path, max_minutes: float | None, tag: str = "reproduce"
+    ) -> None:
         self.experiment = experiment
+        self.tag = tag
         self.out = out.resolve()
         self.data_path = self.out / "data" / "pusht"
         self.started = time.perf_counter()
@@ -69,11 +73,10 @@ class Driver:
     # -- bookkeeping ---------------------------------------------------------------------------------------
     def say(self, message: str) -> None:
         elapsed = time.perf_counter() - self.started
-        print(f"[reproduce {time.strftime('%H:%M:%S')} +{elapsed / 60:5.1f} min] {message}", flush=True)
+        print(f"[{self.tag} {time.strftime('%H:%M:%S')} +{elapsed / 60:5.1f} min] {message}", flush=True)
 
-    def check_time(self) -> None:
-        if self.max_minutes and (time.perf_counter() - self.started) / 60 >= self.max_minutes:
-            raise OutOfTime
+    def time_up(self) -> bool:
+        return bool(self.max_minutes) and (time.perf_counter() - self.started) / 60 >= self.max_minutes
 
     def run_dir(self, seed: int, name: str) -> Path:
         return self.out / "runs" / f"seed{seed}" / name
@@ -138,13 +141,19 @@ class Driver:
             progress=False,
         )
 
-    def train_branch(self, seed: int, branch: Branch, position: str) -> None:
+    def branch(self, seed: int, name: str) -> Branch:
+        if name == "cola-adaptive":
+            used = finished_stage_steps(self.run_dir(seed, "adaptive-warmup"))["warmup"]
+            return adaptive_joint_branch(self.experiment, used)
+        return next(b for b in branches(self.experiment) if b.name == name)
+
+    def train_branch(self, seed: int, name: str) -> None:
         from cola_train import train
 
-        run_dir = self.run_dir(seed, branch.name)
+        run_dir = self.run_dir(seed, name)
         if self.done(run_dir):
             return
-        self.check_time()
+        branch = self.branch(seed, name)
         config = run_config(self.experiment, branch, seed, self.data_path)
         if branch.parent is not None:
             seed_branch(self.run_dir(seed, branch.parent), config, run_dir)
@@ -153,7 +162,7 @@ class Driver:
             for stage in branch.stages
             if stage in branch.steps and (branch.parent is None or stage not in self._parent_stages(branch))
         ]
-        self.say(f"seed {seed} {position}: training {branch.name} ({branch.label}: {', '.join(todo)} steps)")
+        self.say(f"seed {seed}: training {branch.name} ({branch.label}: {', '.join(todo)} steps)")
         started = time.perf_counter()
         train(config, run_dir, resume=True, data=self.train_data(config))
         steps = finished_stage_steps(run_dir)
@@ -164,14 +173,6 @@ class Driver:
         by_name = {b.name: b for b in branches(self.experiment)}
         parent = by_name.get(branch.parent or "")
         return parent.stages if parent else ("pretrain",)
-
-    def train_seed(self, seed: int) -> None:
-        runs = branches(self.experiment)
-        total = len(runs) + 1
-        for index, branch in enumerate(runs, 1):
-            self.train_branch(seed, branch, f"run {index}/{total}")
-        used = finished_stage_steps(self.run_dir(seed, "adaptive-warmup"))["warmup"]
-        self.train_branch(seed, adaptive_joint_branch(self.experiment, used), f"run {total}/{total}")
 
     def evaluated_runs(self) -> list[str]:
         names = [b.name for b in branches(self.experiment) if b.name not in ("pretrain", "adaptive-warmup")]
@@ -192,44 +193,64 @@ class Driver:
             )
         return self._shared
 
-    def evaluate_seed(self, seed: int) -> None:
+    def evaluate(self, seed: int, name: str) -> None:
         from reproduction.evaluation import evaluate_run
 
-        planning = self.planning_runs()
-        for name in self.evaluated_runs():
-            target = self.run_dir(seed, name) / "evaluation.json"
-            if target.exists():
-                continue
-            self.check_time()
-            self.say(f"seed {seed}: evaluating {name}" + (" (with planning)" if name in planning else ""))
-            started = time.perf_counter()
-            result = evaluate_run(self.run_dir(seed, name), self.shared(), plan=name in planning)
-            result.update(seed=seed, run=name, seconds=time.perf_counter() - started)
-            _write_json(target, result)
-            self.say(f"seed {seed}: {name} evaluated in {result['seconds']:.0f} s: " + _headline(result))
+        target = self.run_dir(seed, name) / "evaluation.json"
+        if target.exists():
+            return
+        plan = name in self.planning_runs()
+        self.say(f"seed {seed}: evaluating {name}" + (" (with planning)" if plan else ""))
+        started = time.perf_counter()
+        result = evaluate_run(self.run_dir(seed, name), self.shared(), plan=plan)
+        result.update(seed=seed, run=name, seconds=time.perf_counter() - started)
+        _write_json(target, result)
+        self.say(f"seed {seed}: {name} evaluated in {result['seconds']:.0f} s: " + _headline(result))
 
-    def run(self, estimate_only: bool = False) -> bool:
+    # -- jobs ----------------------------------------------------------------------------------------------
+    def jobs(self) -> list[Job]:
+        shared = self.experiment.eval.get("planning_runs", "methods") != "none"
+        return plan_jobs(self.experiment, self.evaluated_runs(), shared)
+
+    def job_done(self, job: Job) -> bool:
+        if job.kind == "shared":
+            return (self.out / "shared" / "planning_reference.json").exists()
+        if job.kind == "train":
+            return self.done(self.run_dir(job.seed, job.run))
+        return (self.run_dir(job.seed, job.run) / "evaluation.json").exists()
+
+    def run_job(self, job: Job) -> None:
+        if job.kind == "shared":
+            self.shared().reference_planning()
+        elif job.kind == "train":
+            self.train_branch(job.seed, job.run)
+        else:
+            self.evaluate(job.seed, job.run)
+
+    def run(self, estimate_only: bool = False, workers: int = 1, threads: int = 1) -> bool:
         """Everything not yet done; True when the experiment is complete."""
         self.prepare()
         from reproduction.timing import estimate_remaining
 
         record = self.out / "estimate.json"
         earlier = json.loads(record.read_text()) if record.exists() and not estimate_only else None
-        if earlier is not None and earlier.get("device") != str(self.device):
+        if earlier is not None and (earlier.get("device"), earlier.get("threads")) != (
+            str(self.device),
+            threads,
+        ):
             earlier = None
-        estimate = estimate_remaining(self, self.say, earlier)
+        estimate = estimate_remaining(self, self.say, earlier, workers)
         if earlier is not None:
             estimate["per_step_seconds"] = earlier["per_step_seconds"]  # all stage kinds, for later calls
-        _write_json(record, {**estimate, "device": str(self.device), "threads": torch.get_num_threads()})
+        _write_json(record, {**estimate, "device": str(self.device), "threads": threads})
         if estimate_only:
             return False
-        try:
-            self.check_time()
-            self.shared().reference_planning()
-            for seed in self.experiment.seeds:
-                self.train_seed(seed)
-                self.evaluate_seed(seed)
-        except OutOfTime:
+        pool = (
+            InlineWorkers(self)
+            if workers == 1
+            else ProcessWorkers(workers, threads, partial(Driver, self.experiment, self.out, None))
+        )
+        if not run_jobs(self.jobs(), self.job_done, pool, self.time_up, self.say):
             self.say(
                 f"stopping at the {self.max_minutes:g}-minute chunk limit; run the same command to continue"
             )
@@ -304,24 +325,48 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"chunk_minutes); exit status {EXIT_UNFINISHED} means: run the same command again to continue",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes running independent jobs (training runs, evaluations) at once, needs first "
+        "(default 1: every job in this process); at most one per core",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
-        help="torch threads (default: torch's, one per core); on a machine shared with other jobs, 1 avoids "
-        "oversubscribed OpenMP, which can be tens of times slower",
+        help="torch threads per worker (default: cores // workers, at most OMP_NUM_THREADS where set); "
+        "workers x threads may not exceed the "
+        "cores. On a machine shared with other jobs, fewer avoid oversubscribed OpenMP, which can be tens "
+        "of times slower",
     )
     parser.add_argument("--estimate-only", action="store_true", help="collect data, print the estimate, exit")
     return parser.parse_args(argv)
 
 
+def threads_per_worker(workers: int, threads: int | None, cores: int) -> int:
+    """Torch threads for each worker: ``threads`` or an even share of the cores, never more than the cores
+    in total."""
+    if not 1 <= workers <= cores:
+        raise ValueError(f"--workers must be in [1, {cores}] (one per core at most), got {workers}")
+    if threads is None:
+        # OMP_NUM_THREADS, where set, caps each process's threads (the machine's other users asked for it).
+        ceiling = int(os.environ.get("OMP_NUM_THREADS") or cores)
+        return max(1, min(cores // workers, ceiling))
+    if threads < 1 or threads * workers > cores:
+        raise ValueError(
+            f"--threads {threads} x --workers {workers} must be in [1, {cores}] (cores): more threads than "
+            "cores oversubscribe OpenMP, tens of times slower"
+        )
+    return threads
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.threads is not None:
-        if not 1 <= args.threads <= (os.cpu_count() or 1):
-            print(f"reproduce: error: --threads must be in [1, {os.cpu_count()}] (cores)", file=sys.stderr)
-            return 2
-        torch.set_num_threads(args.threads)
     config = args.config or ROOT / "configs" / f"reproduce-{args.size}.toml"
     try:
+        threads = threads_per_worker(args.workers, args.threads, os.cpu_count() or 1)
+        # This process measures the estimate's timings, at the thread count each worker will have.
+        torch.set_num_threads(threads)
         experiment = Experiment.load(config, args.size)
         if args.seeds:
             experiment.seeds = list(args.seeds)
@@ -329,12 +374,15 @@ def main(argv: list[str] | None = None) -> int:
         driver = Driver(experiment, args.out, max_minutes or None)
         driver.say(
             f"size {args.size} from {config}; seeds {experiment.seeds}; out {driver.out}; "
-            f"device {driver.device}, {torch.get_num_threads()} torch threads"
+            f"device {driver.device}; {args.workers} worker(s) x {threads} torch thread(s)"
         )
-        complete = driver.run(estimate_only=args.estimate_only)
+        complete = driver.run(args.estimate_only, args.workers, threads)
     except ValueError as error:
         print(f"reproduce: error: {error}", file=sys.stderr)
         return 2
+    except JobFailed as failure:
+        print(f"reproduce: error: {failure}", file=sys.stderr)
+        return 1
     if args.estimate_only:
         return 0
     return 0 if complete else EXIT_UNFINISHED

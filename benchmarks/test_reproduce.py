@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,16 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHMARKS))
 
+from reproduce import Driver, threads_per_worker  # noqa: E402
+from reproduction.jobs import (  # noqa: E402
+    InlineWorkers,
+    Job,
+    JobFailed,
+    ProcessWorkers,
+    makespan,
+    plan_jobs,
+    run_jobs,
+)
 from reproduction.plan import Experiment, adaptive_joint_branch, branches, methods  # noqa: E402
 from reproduction.summary import CLAIMS, tie_threshold, verdict  # noqa: E402
 
@@ -98,6 +109,93 @@ def test_tie_thresholds_are_defined_for_every_claim():
         assert tie_threshold(metric, results) > 0, metric
     with pytest.raises(ValueError, match="no tie threshold for probe/r2"):
         tie_threshold("probe/r2")
+
+
+def test_jobs_wait_on_their_parents_and_pretraining_comes_first():
+    experiment = Experiment.load(ROOT / "configs" / "reproduce-cpu.toml", "cpu")
+    evaluated = ["two-stage", "warmup-0", "cola-adaptive"]
+    jobs = {job.name: job for job in plan_jobs(experiment, evaluated, shared=True)}
+    names = list(jobs)
+    assert names[:4] == [f"train seed{s}/pretrain" for s in (0, 1, 2)] + ["shared evaluation"]
+    assert jobs["train seed1/two-stage"].needs == ("train seed1/pretrain",)
+    assert jobs["train seed2/cola-adaptive"].needs == ("train seed2/adaptive-warmup",)
+    assert jobs["evaluate seed0/cola-adaptive"].needs == ("train seed0/cola-adaptive", "shared evaluation")
+    for job in jobs.values():
+        assert all(names.index(need) < names.index(job.name) for need in job.needs), job.name
+    assert len(jobs) == 3 * (len(branches(experiment)) + 1 + len(evaluated)) + 1
+
+
+def _chain() -> list[Job]:
+    return [
+        Job("train", 0, "pretrain"),
+        Job("train", 0, "a", ("train seed0/pretrain",)),
+        Job("train", 0, "b", ("train seed0/pretrain",)),
+        Job("evaluate", 0, "a", ("train seed0/a",)),
+    ]
+
+
+def test_makespan_schedules_ready_jobs_on_free_workers():
+    seconds = {
+        "train seed0/pretrain": 10.0,
+        "train seed0/a": 5.0,
+        "train seed0/b": 7.0,
+        "evaluate seed0/a": 1.0,
+    }
+    assert makespan(_chain(), seconds, workers=1) == 23.0
+    assert makespan(_chain(), seconds, workers=2) == 17.0  # a then its evaluation beside b
+    del seconds["train seed0/pretrain"]  # done already
+    assert makespan(_chain(), seconds, workers=2) == 7.0
+
+
+class _RecordingDriver:
+    """Runs nothing; remembers the jobs."""
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+
+    def run_job(self, job: Job) -> None:
+        self.ran.append(job.name)
+
+
+def test_run_jobs_runs_needs_first_and_skips_done_jobs():
+    driver = _RecordingDriver()
+    done = {"train seed0/pretrain"}
+    lines: list[str] = []
+    complete = run_jobs(
+        _chain(), lambda job: job.name in done, InlineWorkers(driver), lambda: False, lines.append
+    )
+    assert complete and driver.ran == ["train seed0/a", "train seed0/b", "evaluate seed0/a"]
+    assert lines[0] == "1 of 4 jobs already done; 3 to run"
+    assert lines[1] == "start train seed0/a" and lines[2].startswith("end train seed0/a in ")
+
+
+def test_run_jobs_stops_starting_jobs_at_the_chunk_limit():
+    driver = _RecordingDriver()
+    calls = iter([False, True])
+    complete = run_jobs(_chain(), lambda job: False, InlineWorkers(driver), lambda: next(calls, True), print)
+    assert not complete and driver.ran == ["train seed0/pretrain"]
+
+
+def test_a_failing_worker_job_stops_the_run_with_its_traceback(tmp_path):
+    # A real worker process and driver, with no collected data: training the pretrain run must fail.
+    experiment = Experiment.load(SMOKE, "smoke")
+    workers = ProcessWorkers(1, 1, partial(Driver, experiment, tmp_path, None))
+    jobs = plan_jobs(experiment, [], shared=False)[:1]
+    with pytest.raises(JobFailed, match=r"(?s)train seed0/pretrain failed after .*Traceback \(most recent"):
+        run_jobs(jobs, lambda job: False, workers, lambda: False, print)
+    assert workers.processes and all(not process.is_alive() for process in workers.processes)
+
+
+def test_threads_per_worker_never_oversubscribes_the_cores(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert threads_per_worker(2, None, cores=2) == 1 and threads_per_worker(1, None, cores=2) == 2
+    assert threads_per_worker(3, None, cores=16) == 5 and threads_per_worker(2, 4, cores=8) == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert threads_per_worker(1, None, cores=2) == 1
+    with pytest.raises(ValueError, match="--workers must be in"):
+        threads_per_worker(3, None, cores=2)
+    with pytest.raises(ValueError, match="must be in \\[1, 2\\] \\(cores\\)"):
+        threads_per_worker(2, 2, cores=2)
 
 
 def _launch(out: Path, *extra: str) -> subprocess.Popen:

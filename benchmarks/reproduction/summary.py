@@ -415,7 +415,8 @@ def write_summary(experiment: Any, out: Path, methods: dict[str, str], runs: lis
     if estimate:
         lines += [
             "",
-            f"Estimated at the start of the last call: {estimate['total_seconds'] / 60:.1f} min left; "
+            f"Estimated at the start of the last call: {estimate['total_seconds'] / 60:.1f} min left on "
+            f"{estimate.get('workers', 1)} worker(s) x {estimate.get('threads')} thread(s); "
             "measured s/step: " + ", ".join(f"{k} {v:.3f}" for k, v in estimate["per_step_seconds"].items()),
         ]
     lines += ["", "![codebook health during training](utilization.png)", ""]

@@ -121,46 +121,56 @@ def _checkpoint_step(run_dir: Path) -> int:
     return int(latest.stem.split("-")[1]) if latest else 0
 
 
-def training_left(driver: Any) -> dict[str, int]:
-    """Steps of each stage kind still to train, over all seeds (adaptive warm-ups counted at their cap)."""
-    from reproduction.plan import adaptive_joint_branch, branches
-
+def run_steps_left(driver: Any, seed: int, branch: Any) -> dict[str, int]:
+    """Steps of each stage ``branch`` of ``seed`` still has to train (none once it is done); the adaptive
+    joint run is counted as if its warm-up ran to the cap."""
     experiment = driver.experiment
+    run_dir = driver.run_dir(seed, branch.name)
+    if driver.done(run_dir):
+        return {}
     pretrain = experiment.run.get("pretrain", {}).get("steps", 1000)
-    cap = round(experiment.adaptive_max_fraction * experiment.budget)
-    left: dict[str, int] = {}
-    for seed in experiment.seeds:
-        runs = [*branches(experiment), adaptive_joint_branch(experiment, cap)]
-        for branch in runs:
-            run_dir = driver.run_dir(seed, branch.name)
-            if driver.done(run_dir):
-                continue
-            inherited = 0 if branch.name == "pretrain" else pretrain
-            if branch.name == "cola-adaptive":
-                inherited += cap
-            done = max(_checkpoint_step(run_dir) - inherited, 0)
-            for stage in branch.stages:
-                if branch.name != "pretrain" and stage == "pretrain":
-                    continue
-                if branch.name == "cola-adaptive" and stage == "warmup":
-                    continue
-                steps = branch.steps[stage]
-                skip = min(done, steps)
-                done -= skip
-                left[stage] = left.get(stage, 0) + steps - skip
+    inherited = 0 if branch.name == "pretrain" else pretrain
+    if branch.name == "cola-adaptive":
+        inherited += branch.steps["warmup"]
+    done = max(_checkpoint_step(run_dir) - inherited, 0)
+    left = {}
+    for stage in branch.stages:
+        if (branch.name != "pretrain" and stage == "pretrain") or (
+            branch.name == "cola-adaptive" and stage == "warmup"
+        ):
+            continue  # trained by the parent run
+        skip = min(done, branch.steps[stage])
+        done -= skip
+        left[stage] = branch.steps[stage] - skip
     return left
 
 
 def estimate_remaining(
-    driver: Any, say: Callable[[str], None], measured: dict[str, Any] | None = None
+    driver: Any, say: Callable[[str], None], measured: dict[str, Any] | None = None, workers: int = 1
 ) -> dict[str, Any]:
-    """Estimate and print the wall time of everything not yet done; returns the figures.
+    """Estimate and print the wall time of everything not yet done on ``workers`` workers; returns the
+    figures.
 
-    The timings are measured now, unless ``measured`` (an earlier call's figures on this device) is given.
+    The timings are measured now, unless ``measured`` (an earlier call's figures on this device and thread
+    count) is given. Each job's seconds come from them; the wall time is the schedule of those jobs on the
+    workers (:func:`reproduction.jobs.makespan`), timed as if each worker had the machine to itself.
     """
+    from reproduction.jobs import makespan
+    from reproduction.plan import adaptive_joint_branch, branches
+
     experiment = driver.experiment
     settings, planning = experiment.eval, experiment.planning
-    left = training_left(driver)
+    cap = round(experiment.adaptive_max_fraction * experiment.budget)
+    runs = {b.name: b for b in [*branches(experiment), adaptive_joint_branch(experiment, cap)]}
+    steps_left = {
+        (seed, name): run_steps_left(driver, seed, branch)
+        for seed in experiment.seeds
+        for name, branch in runs.items()
+    }
+    left: dict[str, int] = {}
+    for steps in steps_left.values():
+        for stage, count in steps.items():
+            left[stage] = left.get(stage, 0) + count
     seed = experiment.seeds[0]
     if measured is None:
         say("measuring per-step timings for the estimate (a few steps of each stage kind)")
@@ -174,16 +184,6 @@ def estimate_remaining(
     per_step = {stage: seconds for stage, seconds in per_step.items() if left.get(stage, 0) > 0}
     training = sum(left[stage] * per_step[stage] for stage in per_step)
 
-    runs_left = sum(
-        not (driver.run_dir(s, name) / "evaluation.json").exists()
-        for s in experiment.seeds
-        for name in driver.evaluated_runs()
-    )
-    planned_left = sum(
-        not (driver.run_dir(s, name) / "evaluation.json").exists()
-        for s in experiment.seeds
-        for name in driver.planning_runs()
-    )
     clips = int(settings.get("max_clips", 32))
     guidance = 2 if float(settings.get("guidance_scale", 1.0)) != 1.0 else 1
     rollout = (
@@ -202,8 +202,25 @@ def estimate_remaining(
         reference = mpc_steps * iterations * evaluation["oracle_predict"]
         if not (driver.out / "shared" / "readout" / "model.safetensors").exists():
             reference += int(settings.get("readout_steps", 1000)) * evaluation["readout_step"]
+
+    planned = driver.planning_runs()
+    jobs = driver.jobs()
+    seconds: dict[str, float] = {}
+    for job in jobs:
+        if driver.job_done(job):
+            continue
+        if job.kind == "train":
+            steps = steps_left[(job.seed, job.run)]
+            seconds[job.name] = sum(count * per_step.get(stage, 0.0) for stage, count in steps.items())
+        elif job.kind == "evaluate":
+            seconds[job.name] = per_run + (plan_run if job.run in planned else 0.0)
+        else:
+            seconds[job.name] = reference
+    evaluations_left = [job for job in jobs if job.kind == "evaluate" and job.name in seconds]
+    runs_left = len(evaluations_left)
+    planned_left = sum(job.run in planned for job in evaluations_left)
     evaluation_total = runs_left * per_run + planned_left * plan_run + reference
-    total = training + evaluation_total
+    total = makespan(jobs, seconds, workers)
     say(
         "measured: "
         + ", ".join(f"{stage} {seconds:.3f} s/step" for stage, seconds in per_step.items())
@@ -215,11 +232,13 @@ def estimate_remaining(
         )
     )
     say(
-        f"estimated wall time left: {total / 60:.1f} min (training {training / 60:.1f} min for "
+        f"estimated wall time left: {total / 60:.1f} min on {workers} worker(s) for "
+        f"{(training + evaluation_total) / 60:.1f} min of work (training {training / 60:.1f} min for "
         + ", ".join(f"{steps} {stage}" for stage, steps in left.items() if steps)
         + f" steps; evaluation {evaluation_total / 60:.1f} min for {runs_left} runs, "
         + f"{planned_left} with planning"
-        + "). Timings are measured now: a busy machine makes them pessimistic."
+        + "). Timings are measured now, with one worker busy: workers running side by side share the "
+        "memory bandwidth and run somewhat slower; a machine busy now makes the estimate pessimistic."
     )
     return {
         "per_step_seconds": per_step,
@@ -227,6 +246,8 @@ def estimate_remaining(
         "steps_left": left,
         "training_seconds": training,
         "evaluation_seconds": evaluation_total,
+        "work_seconds": training + evaluation_total,
+        "workers": workers,
         "total_seconds": total,
         "measured_at": measured_at,
     }
