@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import socket
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -87,8 +89,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
-    """One torchrun-like rank (for torch.multiprocessing.spawn; it must live in an importable module)."""
+def _join(rank: int, world_size: int, port: int) -> None:
+    """The environment torchrun gives one rank."""
     os.environ.update(
         RANK=str(rank),
         LOCAL_RANK=str(rank),
@@ -97,11 +99,49 @@ def ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
         MASTER_PORT=str(port),
     )
     torch.set_num_threads(1)
+
+
+def ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    """One torchrun-like rank (for torch.multiprocessing.spawn; it must live in an importable module)."""
+    _join(rank, world_size, port)
     from cola_train import train
     from cola_train.distributed import init_distributed, shutdown
 
     context = init_distributed("cpu")
     try:
         train(tiny_config(**DDP_SECTIONS), out, data=MovingSquares())
+    finally:
+        shutdown(context)
+
+
+# Every stage kind (a frozen backbone in the warm-up), and a checkpoint inside the joint stage to resume from.
+# FSDP refuses VQ codebook writes in the forward (see loop._check_fsdp_codebook), hence no dead-code restarts.
+FSDP_SECTIONS = {
+    "stages": ["pretrain", "warmup", "joint"],
+    "model": {**TINY["model"], "lam": {**TINY["model"]["lam"], "dead_code_steps": 0}},
+    "pretrain": {"steps": 2},
+    "warmup": {"steps": 2},
+    "joint": {"steps": 4},
+    "train": {"batch_size": 4, "micro_batch_size": 2},
+}
+
+
+def fsdp_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    """Under FSDP: an uninterrupted run, and one that loses its last checkpoint and resumes mid-joint."""
+    _join(rank, world_size, port)
+    from cola_train import train
+    from cola_train.checkpoint import latest_checkpoint
+    from cola_train.distributed import barrier, init_distributed, shutdown
+
+    context = init_distributed("cpu")
+    config = tiny_config(**{**FSDP_SECTIONS, "train": {**FSDP_SECTIONS["train"], "strategy": "fsdp"}})
+    try:
+        train(config, Path(out) / "straight", data=MovingSquares())
+        resumed = train(config, Path(out) / "resumed", data=MovingSquares())
+        if context.is_main:
+            latest_checkpoint(resumed / "checkpoints").unlink()
+            shutil.rmtree(resumed / "models")
+        barrier(context)
+        train(config, resumed, resume=True, data=MovingSquares())
     finally:
         shutdown(context)

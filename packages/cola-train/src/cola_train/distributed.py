@@ -62,12 +62,10 @@ def wrap_model(module: nn.Module, context: DistContext, strategy: str) -> nn.Mod
 
         if isinstance(module, FSDPModule):
             return module  # sharded by an earlier stage; fully_shard works in place
-
-        # Shard each large child separately so only one block's full weights are materialised at a time.
-        for child in module.modules():
-            if child is not module and isinstance(child, nn.ModuleList):
-                for block in child:
-                    fully_shard(block)
+        # One FSDP unit for the whole module: parameters, gradients and optimizer state are sharded between
+        # steps, and gathered for the whole forward and backward. Finer units would break the models, which
+        # use submodules and parameters outside those submodules' forward (the DiT calls each block's
+        # modulation before the block, flow matching reads the null action from outside the DiT's forward).
         return fully_shard(module)
     device_ids = [context.device.index] if context.device.type == "cuda" else None
     # Some parameters (the null action, unused code paths of a stage) get no gradient in some steps.

@@ -126,7 +126,15 @@ def run_stage(session: Session, name: str) -> StageOutcome:
     stage_config = config.stage(name)
     plan = plan_stage(name, stage_config)
     total = stage_config.steps
-    groups = models.prepare(plan)
+    if config.train.strategy == "fsdp":
+        _check_fsdp_codebook(models, plan, context)
+        # fully_shard swaps every parameter for a sharded one in place: collect them after sharding.
+        wrapped = wrap_model(models, context, "fsdp")
+        groups = models.prepare(plan)
+    else:
+        # DDP records which parameters need gradients when it wraps: set the freeze switches first.
+        groups = models.prepare(plan)
+        wrapped = wrap_model(models, context, "ddp")
     rates = {
         "lam": config.optim.lr_lam,
         "action": config.optim.lr_action,
@@ -136,7 +144,6 @@ def run_stage(session: Session, name: str) -> StageOutcome:
     optimizer = build_optimizer(groups, rates, config.optim.betas, config.optim.weight_decay)
     trainable = [p for parameters in groups.values() for p in parameters]
     names = parameter_names(models)
-    wrapped = wrap_model(models, context, config.train.strategy)
     micro, shards_per_rank = shard_layout(config, context)
     adaptive = _AdaptiveWarmup(config, name)
 
@@ -228,6 +235,20 @@ def run_stage(session: Session, name: str) -> StageOutcome:
     steps_run = step + 1 if total > start else start
     _save(session, name, steps_run, optimizer, names, adaptive, stage_done=True)
     return StageOutcome(name=name, steps=steps_run, final_loss=final_loss, ended_early=ended_early)
+
+
+def _check_fsdp_codebook(models: CoLAModels, plan: StagePlan, context: DistContext) -> None:
+    """FSDP gathers parameters into temporary copies for the forward, so the codebook writes the VQ makes
+    there (dead-code restarts, EMA codebook) would be silently lost; refuse instead of training wrong.
+    """
+    lam = models.lam.config
+    if context.distributed and plan.lam_trains and (lam.dead_code_steps > 0 or lam.use_ema):
+        raise ValueError(
+            f"stage {plan.name!r} trains the LAM with dead-code restarts (model.lam.dead_code_steps="
+            f"{lam.dead_code_steps}) or an EMA codebook (model.lam.use_ema={lam.use_ema}), which write the "
+            "codebook inside the forward; FSDP would drop those writes. Use train.strategy='ddp', or set "
+            "model.lam.dead_code_steps=0 and model.lam.use_ema=false"
+        )
 
 
 def _progress_bar(config: RunConfig, context: DistContext, name: str, total: int, start: int) -> Any:
