@@ -1,7 +1,7 @@
 """Reproduce the paper's claims at small scale with one command: warm-up vs collapse, co-evolution vs
 two-stage, planning.
 
-    uv run python benchmarks/reproduce.py --size cpu --out benchmarks/results/reproduce-cpu
+    uv run python benchmarks/reproduce.py --size cpu --out benchmarks/results/reproduce-cpu --workers 2
     uv run python benchmarks/reproduce.py --size gpu --out DIR   # resumable chunks: rerun until done
 
 Per seed one world model is pretrained (action-free), then every method branches from it with the same step
@@ -9,8 +9,11 @@ budget, batch and learning rates: two-stage (lam_recon, then wm_finetune with th
 warm-up, CoLA (warm-up, then joint), CoLA with the engine's adaptive warm-up, plus the warm-up ablation
 (0, 1/8, 1/4, 1/2 of the budget; runs shared with the methods are trained once). Each branch is a resumable
 cola-train run in OUT/runs/seed<N>/<run>/ (config.json, metrics.jsonl, models/); each finished unit leaves a
-marker, so a killed or chunked run continues where it stopped. The summary (results.md, results.json,
-utilization.png) is recomputed from the evaluations every time the experiment completes.
+marker, so a killed or chunked run continues where it stopped. Each training run and each evaluation is a job
+(reproduction.jobs); ``--workers N`` runs independent jobs in N processes with cores // N torch threads each,
+a branch only after its parent (the seed's pretrain; the adaptive warm-up for the adaptive joint run). The
+summary (results.md, results.json, utilization.png) is recomputed from the evaluations every time the
+experiment completes.
 """
 
 from __future__ import annotations

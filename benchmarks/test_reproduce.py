@@ -1,5 +1,6 @@
-"""benchmarks/reproduce.py at its `smoke` size: the experiment's plan, its claim checks, and one end-to-end
-run that is killed mid-way and resumed (toy models, a handful of steps; about a minute on 2 busy cores)."""
+"""benchmarks/reproduce.py at its `smoke` size: the experiment's plan and jobs, its claim checks, and one
+end-to-end run on two workers that is killed mid-way and resumed (toy models, a handful of steps; about a
+minute on 2 busy cores)."""
 
 import json
 import os
@@ -213,23 +214,27 @@ def _launch(out: Path, *extra: str) -> subprocess.Popen:
 
 def test_smoke_run_is_killed_then_resumes_to_complete_results(tmp_path):
     out = tmp_path / "smoke"
-    chunk = _launch(out, "--max-minutes", "0.0001")
+    chunk = _launch(out, "--max-minutes", "0.0001", "--workers", "2")
     log = chunk.communicate(timeout=120)[0]
     assert chunk.returncode == 75 and "run the same command to continue" in log, log
 
-    first = _launch(out)
+    first = _launch(out, "--workers", "2")
     marker = out / "runs" / "seed0" / "two-stage" / "DONE"
     deadline = time.monotonic() + 120
     while not marker.exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert marker.exists(), first.communicate()[0] if first.poll() is not None else "no run finished in 120 s"
-    os.killpg(first.pid, signal.SIGKILL)
+    os.killpg(first.pid, signal.SIGKILL)  # the driver and its workers, mid-way through other jobs
     first.communicate()
 
-    second = _launch(out)
+    second = _launch(out, "--workers", "2")
     log = second.communicate(timeout=180)[0]
     assert second.returncode == 0, log
-    assert "training pretrain" not in log and "training two-stage" not in log  # finished units are skipped
+    assert "1 worker(s)" not in log and "2 worker(s) x 1 torch thread(s)" in log
+    assert "(worker 2)" in log  # the two workers both took jobs
+    for finished in ("train seed0/pretrain", "train seed0/two-stage", "shared evaluation"):
+        assert f"start {finished}" not in log, finished  # finished units are skipped
+    assert "end evaluate seed0/cola-adaptive in " in log
     assert "estimated wall time left" in log and "per-step timings measured" in log
     for name in ("results.md", "results.json", "utilization.png", "experiment.json", ".gitignore"):
         assert (out / name).is_file(), name
