@@ -453,7 +453,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "seed": 0,
         "stages": ["pretrain", "warmup", "joint"],
         "data": {"path": "data/pusht", "clip_length": 16, "frame_skip": 1, "frame_size": 256},
-        "model": {"lam_preset": "base", "wm_preset": "base"},
+        # the paper's VQ (as villa-x's LAM): a gradient-trained codebook without dead-code restarts, which is
+        # also what FSDP can shard (it would lose restart writes made during the forward)
+        "model": {"lam_preset": "base", "wm_preset": "base", "lam": {"dead_code_steps": 0}},
         "train": {
             "batch_size": 128,
             "log_every": 50,
