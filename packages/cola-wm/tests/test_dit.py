@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from cola_wm import ActionConditionedDiT, DiTConfig
+from cola_wm import ActionConditionedDiT, DiTConfig, sample
 from cola_wm_test_helpers import pretrained_like, random_video, small_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -53,26 +53,35 @@ def test_forward_shape_and_velocity_for_every_frame(model):
     assert shorter.shape == x[:, :2].shape
 
 
-def test_fresh_model_predicts_zero():
-    """AdaLN-Zero: a fresh model's last layer outputs zero, so it predicts x0 = 0, the velocity x_t / t
-    (or the zero velocity field with velocity prediction)."""
+def test_fresh_model_predicts_its_starting_frame():
+    """AdaLN-Zero: a fresh model's last layer outputs zero. Without context it predicts x0 = 0 (velocity
+    x_t / t); with context ("residual") it predicts the last context frame, so sampling copies that frame;
+    with velocity prediction it is the zero velocity field."""
     x, t = random_video(1, CONFIG), torch.rand(1)
-    assert torch.allclose(ActionConditionedDiT(CONFIG)(x, t), x / t.clamp_min(CONFIG.min_flow_time))
+    time = t.clamp_min(CONFIG.min_flow_time)
+    model = ActionConditionedDiT(CONFIG)
+    assert torch.allclose(model(x, t), x / time)
+    with_context = model(x, t, num_context=2)
+    assert torch.allclose(with_context[:, 2:], (x[:, 2:] - x[:, 1:2]) / time, atol=1e-5)
+    rollout = sample(model, x[:, :1], num_frames=3, steps=4, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(rollout, x[:, :1].expand(-1, 3, -1, -1, -1), atol=1e-5)
     velocity = replace(CONFIG, prediction="velocity")
     assert torch.equal(ActionConditionedDiT(velocity)(x, t), torch.zeros_like(x))
 
 
-def test_x0_prediction_turns_the_clean_frame_into_the_velocity():
-    """With prediction="x0" the model's velocity at x_t = (1 - t) x0 + t eps is exact when the last layer
-    returns x0: (x_t - x0) / t = eps - x0."""
-    model = ActionConditionedDiT(CONFIG)
-    x0, noise, t = random_video(1, CONFIG), torch.randn(1, CONFIG.num_frames, 3, 16, 16), torch.tensor([0.6])
-    x_t = (1 - t) * x0 + t * noise
+@pytest.mark.parametrize("prediction", ["x0", "residual"])
+def test_clean_frame_prediction_turns_into_the_velocity(prediction):
+    """At x_t = (1 - t) x0 + t eps the returned velocity (x_t - x0_hat) / t is eps - x0 when the predicted
+    clean frame x0_hat (a constant here; plus the last context frame for "residual") is x0."""
+    config = replace(CONFIG, prediction=prediction)
+    model = ActionConditionedDiT(config)
+    x0, noise, t = random_video(1, config), torch.randn(1, config.num_frames, 3, 16, 16), torch.tensor([0.6])
+    x_t = torch.cat([x0[:, :1], ((1 - t) * x0 + t * noise)[:, 1:]], dim=1)
     with torch.no_grad():
-        model.final_layer.linear.bias.fill_(0.25)  # a constant x0 prediction
-    velocity = model(x_t, t)
-    assert torch.allclose(velocity, (x_t - 0.25) / 0.6, atol=1e-5)
-    assert torch.allclose(model(x0, torch.tensor([0.0])), (x0 - 0.25) / CONFIG.min_flow_time, atol=1e-4)
+        model.final_layer.linear.bias.fill_(0.25)
+    x0_hat = 0.25 + (x0[:, :1] if prediction == "residual" else 0.0)
+    velocity = model(x_t, t, num_context=1)
+    assert torch.allclose(velocity[:, 1:], (x_t[:, 1:] - x0_hat) / 0.6, atol=1e-5)
 
 
 @settings(max_examples=15, deadline=None)

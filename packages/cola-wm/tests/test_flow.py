@@ -32,12 +32,13 @@ def test_loss_falls_on_a_tiny_overfit_batch():
     before = held_out_loss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(1)
-    for _ in range(80):
+    for _ in range(200):
         loss = flow_matching_loss(model, video, actions, time_sampling="uniform", generator=generator)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    assert held_out_loss() < 0.5 * before
+    after = held_out_loss()
+    assert after < 0.5 * before
 
 
 def test_loss_is_the_velocity_error_on_the_non_context_frames():

@@ -4,7 +4,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 # What the network's last layer outputs; the model returns the velocity either way.
-PREDICTIONS = ("x0", "velocity")
+PREDICTIONS = ("x0", "residual", "velocity")
 
 
 @dataclass
@@ -15,12 +15,15 @@ class DiTConfig:
     holds at most ``num_frames`` frames. ``action_dim`` is the width of one flattened latent action (tokens x
     code dim).
 
-    ``prediction`` is what the last layer outputs. ``"x0"`` (the clean frame, turned into the velocity
-    ``(x_t - x0) / max(t, min_flow_time)``) is the default because a patch of pixels (192 values at patch 8)
-    is wider than the transformer: predicting the noise part of the velocity through that bottleneck leaves
-    noise in every sample, while clean frames lie on a low-dimensional manifold the network can reach (Li &
-    He, "Back to Basics: Let Denoising Generative Models Denoise", 2025). ``"velocity"`` outputs
-    ``eps - x0`` directly, as in plain rectified flow.
+    ``prediction`` is what the last layer outputs; the model returns the velocity either way.
+    ``"residual"`` (default): the clean frame as the last context frame plus a predicted change, turned into
+    the velocity ``(x_t - x0) / max(t, min_flow_time)``. ``"x0"``: the clean frame itself. ``"velocity"``:
+    ``eps - x0`` directly, as in plain rectified flow. Clean-frame prediction because a patch of pixels (192
+    values at patch 8) is wider than the transformer: predicting the noise part of the velocity through that
+    bottleneck leaves noise in every sample, while clean frames lie on a low-dimensional manifold the network
+    can reach (Li & He, "Back to Basics: Let Denoising Generative Models Denoise", 2025). The residual form
+    makes a fresh model copy its last context frame, so training spends itself on what changes, which is what
+    actions explain; without context frames it is plain ``"x0"``.
     """
 
     frame_size: int = 64
@@ -38,7 +41,7 @@ class DiTConfig:
     action_dropout: float = 0.1
     time_embed_dim: int = 256
     norm_eps: float = 1e-6
-    prediction: str = "x0"
+    prediction: str = "residual"
     min_flow_time: float = 0.05
 
     def __post_init__(self) -> None:

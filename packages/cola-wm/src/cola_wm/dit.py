@@ -72,7 +72,7 @@ class ActionConditionedDiT(nn.Module, PyTorchModelHubMixin):
     """Video DiT trained with rectified flow; optionally conditioned on latent actions.
 
     ``model(x [B,T,C,H,W], t [B], actions=None | [B, T-1, action_dim], num_context=k)`` returns the velocity
-    ``eps - x0`` predicted for every frame (from a predicted clean frame by default, see
+    ``eps - x0`` predicted for every frame (from a predicted change to the last context frame by default, see
     ``DiTConfig.prediction``); the first k frames are clean context (flow time 0).
     """
 
@@ -196,7 +196,10 @@ class ActionConditionedDiT(nn.Module, PyTorchModelHubMixin):
             p=config.patch_size,
             q=config.patch_size,
         )
-        if config.prediction == "x0":
+        if config.prediction == "residual" and num_context > 0:
+            # the network predicts each frame's change from the last clean context frame
+            out = out + x[:, num_context - 1 : num_context].to(out.dtype)
+        if config.prediction in ("x0", "residual"):
             # x_t = (1 - t) x0 + t eps  =>  eps - x0 = (x_t - x0) / t; the floor keeps t -> 0 finite
             time = frame_time.clamp_min(config.min_flow_time).to(out.dtype)[:, :, None, None, None]
             out = (x.to(out.dtype) - out) / time
