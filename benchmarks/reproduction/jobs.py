@@ -210,13 +210,16 @@ def run_jobs(
     pending = [job for job in jobs if not done(job)]
     finished = {job.name for job in jobs if done(job)}
     total, count = len(pending), 0
-    if len(finished) and pending:
+    if finished and pending:
         say(f"{len(finished)} of {len(jobs)} jobs already done; {total} to run")
     running: dict[int, tuple[Job, float]] = {}
     stopping = False
     try:
         while pending or running:
-            stopping = stopping or time_up()
+            if not stopping and time_up():
+                stopping = True
+                if running:
+                    say(f"chunk limit reached: waiting for {len(running)} running job(s) to finish")
             while not stopping and len(running) < workers.count:
                 job = _next_ready(pending, finished)
                 if job is None:
@@ -238,8 +241,6 @@ def run_jobs(
             finished.add(job.name)
             count += 1
             say(f"end {job.name} in {seconds:.0f} s ({count}/{total} jobs)")
-            if stopping and running:
-                say(f"chunk limit reached: waiting for {len(running)} running job(s) to finish")
         return True
     finally:
         workers.close(list(running))
