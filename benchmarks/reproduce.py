@@ -159,7 +159,7 @@ class Driver:
         branch = self.branch(seed, name)
         config = run_config(self.experiment, branch, seed, self.data_path)
         if branch.parent is not None:
-            seed_branch(self.run_dir(seed, branch.parent), config, run_dir)
+            config = seed_branch(self.run_dir(seed, branch.parent), self._parent_stages(branch), config)
         todo = [
             f"{stage} {branch.steps[stage]}"
             for stage in branch.stages

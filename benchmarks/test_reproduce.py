@@ -254,7 +254,9 @@ def test_smoke_run_is_killed_then_resumes_to_complete_results(tmp_path):
     for run in ("two-stage", "warmup-0", "warmup-1of8", "warmup-1of4", "warmup-1of2", "cola-adaptive"):
         run_dir = out / "runs" / "seed0" / run
         config = json.loads((run_dir / "config.json").read_text())
-        assert config["seed"] == 0 and config["stages"][0] == "pretrain"
+        parent = "adaptive-warmup" if run == "cola-adaptive" else "pretrain"
+        assert config["seed"] == 0 and "pretrain" not in config["stages"]  # branched, not retrained
+        assert config["init_from"] == str((out / "runs" / "seed0" / parent).resolve())
         steps = [
             (r["stage"], r["step"])
             for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())

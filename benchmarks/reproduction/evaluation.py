@@ -264,6 +264,7 @@ def evaluate_run(run_dir: Path, shared: SharedEvaluation, plan: bool) -> dict[st
         ridge=float(settings.get("probe_ridge", 1e-3)),
         batch_size=batch,
         max_clips=max_clips,
+        action_columns=PUSHT_DELTA_COLUMNS,
     )
     metrics["probe/r2"] = probe["embedding"]["r2"]
     metrics["probe/one_hot_r2"] = probe["one_hot"]["r2"]

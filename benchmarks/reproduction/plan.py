@@ -1,12 +1,14 @@
 """The experiment's plan: its config (configs/reproduce-<size>.toml), the runs of one seed, and branching a
-run from another run's final checkpoint.
+run from another run's final weights.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -206,47 +208,22 @@ def run_config(experiment: Experiment, branch: Branch, seed: int, data_path: Pat
 
 
 # ----------------------------------------------------------------------------------------------------
-# Branching: a run that starts from another run's final checkpoint
+# Branching: a run that starts from another run's final weights
 
 
-def seed_branch(parent_dir: Path, config: Any, run_dir: Path) -> None:
-    """Start ``run_dir`` from the last (stage-complete) checkpoint of ``parent_dir``.
-
-    cola-train has no "initialise from another run" option, so the parent's weights are written as this run's
-    first checkpoint, saying the parent's last stage is done and carrying this run's config; ``train(...,
-    resume=True)`` then restores them and runs the remaining stages. A fresh LAM decoder (two-stage) comes
-    from the engine's own seeded ``build_models``.
-    """
-    from cola_train import build_models
-    from cola_train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
-
-    if latest_checkpoint(run_dir / "checkpoints") is not None:
-        return
-    parent_file = latest_checkpoint(parent_dir / "checkpoints")
-    if parent_file is None:
-        raise ValueError(f"cannot branch from {parent_dir}: it has no checkpoint (was it trained?)")
-    parent = load_checkpoint(parent_file)
-    state = parent.state
-    if not state["stage_done"] or state["stage"] != state["config"]["stages"][-1]:
-        raise ValueError(f"cannot branch from {parent_file}: its run has not finished its stages")
-    if list(config.stages[: len(state["config"]["stages"])]) != state["config"]["stages"]:
-        raise ValueError(
-            f"branch stages {config.stages} do not continue the parent's {state['config']['stages']}"
-        )
-    groups = {name: parent.group(name) for name in ("lam", "wm", "ema", "rng")}
-    if "lam_recon" in config.stages:
-        groups["decoder"] = (
-            parent.group("decoder") or build_models(config, with_decoder=True).decoder.state_dict()
-        )
-    branched = {
-        **state,
-        "stage_index": config.stages.index(state["stage"]),
-        "optim": {"param_groups": [], "scalars": {}},
-        "adaptive": None,
-        "config": config.to_dict(),
-        "branched_from": str(parent_file),
-    }
-    save_checkpoint(checkpoint_path(run_dir / "checkpoints", state["global_step"]), groups, branched)
+def seed_branch(parent_dir: Path, parent_stages: Sequence[str], config: Any) -> Any:
+    """``config`` as a branch of the finished run ``parent_dir``, whose weights went through
+    ``parent_stages`` (its own and its parents'): only the stages after those, started from the parent's
+    final weights (cola-train's ``init_from``; fresh optimizer and step count). A fresh LAM decoder
+    (two-stage) comes from the engine's own seeded ``build_models``."""
+    parent_stages = list(parent_stages)
+    if not (parent_dir / "models" / "wm").is_dir():
+        raise ValueError(f"cannot branch from {parent_dir}: its run has not finished its stages")
+    if list(config.stages[: len(parent_stages)]) != parent_stages:
+        raise ValueError(f"branch stages {config.stages} do not continue the parent's {parent_stages}")
+    return dataclasses.replace(
+        config, stages=list(config.stages[len(parent_stages) :]), init_from=str(parent_dir.resolve())
+    )
 
 
 def finished_stage_steps(run_dir: Path) -> dict[str, int]:

@@ -241,16 +241,22 @@ def _metrics(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def curves(out: Path, seeds: list[int], chain: list[str], pretrain_steps: int) -> dict[str, dict[int, float]]:
-    """metric -> steps after pretraining -> mean over seeds, for a run (or a chain of runs sharing steps)."""
+def curves(out: Path, seeds: list[int], chain: list[str]) -> dict[str, dict[int, float]]:
+    """metric -> steps after pretraining -> mean over seeds, for a run (or a chain of runs, each branched
+    from the one before, whose step counts restart at 0)."""
+    from reproduction.plan import finished_stage_steps
+
     series: dict[str, dict[int, list[float]]] = {"utilization": {}, "entropy": {}}
     for seed in seeds:
+        offset = 0
         for run in chain:
-            for record in _metrics(out / "runs" / f"seed{seed}" / run):
+            run_dir = out / "runs" / f"seed{seed}" / run
+            for record in _metrics(run_dir):
                 for key in series:
                     if key in record:
-                        step = int(record["global_step"]) - pretrain_steps
+                        step = offset + int(record["global_step"])
                         series[key].setdefault(step, []).append(float(record[key]))
+            offset += sum(finished_stage_steps(run_dir).values())
     return {
         key: {s: statistics.fmean(v) for s, v in sorted(points.items())} for key, points in series.items()
     }
@@ -262,14 +268,13 @@ def plot_curves(out: Path, experiment: Any, methods: dict[str, str], ablation: d
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pretrain = int(experiment.run.get("pretrain", {}).get("steps", 1000))
     chains = {run: [run] for run in {*methods.values(), *ablation.values()}}
     chains["cola-adaptive"] = ["adaptive-warmup", "cola-adaptive"]
     figure, axes = plt.subplots(2, 2, figsize=(11, 6.5), sharex=True)
     panels = (("warm-up ablation", {**ablation, "adaptive warm-up": "cola-adaptive"}), ("methods", methods))
     for column, (title, rows) in enumerate(panels):
         for label, run in rows.items():
-            series = curves(out, experiment.seeds, chains[run], pretrain)
+            series = curves(out, experiment.seeds, chains[run])
             for row, key in enumerate(("utilization", "entropy")):
                 points = series[key]
                 axes[row][column].plot(list(points), list(points.values()), label=label, linewidth=1.4)

@@ -124,15 +124,11 @@ def _checkpoint_step(run_dir: Path) -> int:
 def run_steps_left(driver: Any, seed: int, branch: Any) -> dict[str, int]:
     """Steps of each stage ``branch`` of ``seed`` still has to train (none once it is done); the adaptive
     joint run is counted as if its warm-up ran to the cap."""
-    experiment = driver.experiment
     run_dir = driver.run_dir(seed, branch.name)
     if driver.done(run_dir):
         return {}
-    pretrain = experiment.run.get("pretrain", {}).get("steps", 1000)
-    inherited = 0 if branch.name == "pretrain" else pretrain
-    if branch.name == "cola-adaptive":
-        inherited += branch.steps["warmup"]
-    done = max(_checkpoint_step(run_dir) - inherited, 0)
+    # a branch starts from its parent's weights with its own step count at 0 (cola-train's init_from)
+    done = _checkpoint_step(run_dir)
     left = {}
     for stage in branch.stages:
         if (branch.name != "pretrain" and stage == "pretrain") or (
