@@ -81,6 +81,7 @@ def train_and_evaluate(
     action_lr_multiplier: float,
     time_sampling: str,
     min_agent_motion: float,
+    prediction: str = "residual",
 ) -> dict[str, float]:
     """Train on clips of ``clip`` frames (one context frame) and roll out the rest of each held-out clip in
     which the agent moves more than ``min_agent_motion`` env pixels on some predicted transition (elsewhere
@@ -108,6 +109,7 @@ def train_and_evaluate(
         action_width=32,
         action_depth=1,
         action_heads=2,
+        prediction=prediction,
     )
     model = ActionConditionedDiT(config)
     # the action conditioner starts at zero output and must learn from a few agent pixels per frame: a
@@ -178,7 +180,8 @@ def test_short_training_approaches_copying_the_last_frame():
 @pytest.fixture(scope="module")
 def moving_clip_result() -> dict[str, float]:
     """1500 steps on 16x16 frames, each action held for 4 env steps, one context frame and one predicted
-    frame, scored on the held-out clips where the agent moves more than one frame pixel."""
+    frame, velocity prediction, scored on the held-out clips where the agent moves more than one frame
+    pixel."""
     result = train_and_evaluate(
         episodes=40,
         test_episodes=6,
@@ -193,6 +196,9 @@ def moving_clip_result() -> dict[str, float]:
         action_lr_multiplier=5.0,
         time_sampling="uniform",
         min_agent_motion=ENV_PIXELS_PER_FRAME_PIXEL_16,
+        # 2x2 patches hold 12 values, narrower than the width of 64: plain velocity prediction has no
+        # bottleneck here and scored higher than the default residual form (30.82 vs 30.19 dB)
+        prediction="velocity",
     )
     print(result)
     return result

@@ -23,7 +23,8 @@ class DiTConfig:
     bottleneck leaves noise in every sample, while clean frames lie on a low-dimensional manifold the network
     can reach (Li & He, "Back to Basics: Let Denoising Generative Models Denoise", 2025). The residual form
     makes a fresh model copy its last context frame, so training spends itself on what changes, which is what
-    actions explain; without context frames it is plain ``"x0"``.
+    actions explain; without context frames it is plain ``"x0"``. With patches narrower than the width
+    (e.g. 2x2 RGB patches, 12 values, at width 64) there is no bottleneck and ``"velocity"`` can do better.
     """
 
     frame_size: int = 64
