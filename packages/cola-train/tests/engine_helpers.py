@@ -114,6 +114,26 @@ def ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
         shutdown(context)
 
 
+def ddp_restart_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    """A joint stage whose VQ restarts dead codes every step from each rank's own batch; each rank saves
+    its codebook to OUT/rank<r>.safetensors."""
+    _join(rank, world_size, port)
+    from cola_train import build_models, joint
+    from cola_train.distributed import init_distributed, shutdown
+    from safetensors.torch import save_file
+
+    context = init_distributed("cpu")
+    try:
+        lam = {**TINY["model"]["lam"], "dead_code_steps": 1}
+        config = tiny_config(stages=["joint"], joint={"steps": 3}, model={**TINY["model"], "lam": lam})
+        models = build_models(config)
+        joint(config, models, MovingSquares())
+        codebook = models.lam.quantizer.codebook.detach().clone()
+        save_file({"codebook": codebook}, str(Path(out) / f"rank{rank}.safetensors"))
+    finally:
+        shutdown(context)
+
+
 # Every stage kind (a frozen backbone in the warm-up), and a checkpoint inside the joint stage to resume from.
 # FSDP refuses VQ codebook writes in the forward (see loop._check_fsdp_codebook), hence no dead-code restarts.
 FSDP_SECTIONS = {

@@ -11,7 +11,14 @@ from safetensors.torch import load_file
 sys.path.insert(0, str(Path(__file__).parent))
 from cola_train import train
 from cola_train.metrics_log import read_metrics
-from engine_helpers import DDP_SECTIONS, MovingSquares, ddp_worker, free_port, tiny_config
+from engine_helpers import (
+    DDP_SECTIONS,
+    MovingSquares,
+    ddp_restart_worker,
+    ddp_worker,
+    free_port,
+    tiny_config,
+)
 
 
 def test_two_processes_match_one(tmp_path: Path) -> None:
@@ -43,3 +50,12 @@ def test_ranks_split_the_shards_one_process_accumulates() -> None:
     assert shard_layout(config, DistContext(1, 2, 1, cpu)) == (2, 1)
     with pytest.raises(ValueError, match="shared evenly by 3 processes"):
         shard_layout(config, DistContext(0, 3, 0, cpu))
+
+
+def test_ranks_keep_one_codebook_through_dead_code_restarts(tmp_path: Path) -> None:
+    """Restarts re-seed codes from each rank's own batch, which DDP does not average; the engine keeps
+    rank 0's codebook on every rank (without that, this test's ranks end with different codebooks)."""
+    mp.spawn(ddp_restart_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    first = load_file(tmp_path / "rank0.safetensors")["codebook"]
+    second = load_file(tmp_path / "rank1.safetensors")["codebook"]
+    assert torch.equal(first, second)

@@ -89,6 +89,15 @@ def all_gather_cat(value: torch.Tensor, context: DistContext) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def broadcast_module_state(module: nn.Module, context: DistContext) -> None:
+    """Copy rank 0's parameters and buffers of ``module`` to every rank, in place."""
+    if not context.distributed:
+        return
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor.data, src=0)
+
+
 def barrier(context: DistContext) -> None:
     if context.distributed:
         dist.barrier()

@@ -37,6 +37,7 @@ from cola_train.distributed import (
     all_gather_cat,
     all_reduce_mean,
     barrier,
+    broadcast_module_state,
     full_state_dict,
     wrap_model,
 )
@@ -211,6 +212,10 @@ def run_stage(session: Session, name: str) -> StageOutcome:
         if not math.isfinite(grad_norm):
             _diverged(session, name, step, f"gradient norm is {grad_norm} (losses {losses})")
         optimizer.step()
+        if config.train.strategy == "ddp" and plan.lam_trains:
+            # Dead-code restarts and EMA codebook updates write the codebook from each rank's own batch, which
+            # DDP does not average: rank 0's codebook is the one all ranks keep.
+            broadcast_module_state(models.lam.quantizer, context)
         if plan.wm_trains:
             session.ema.update(models.wm)
         session.global_step += 1
