@@ -241,9 +241,11 @@ def _metrics(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def curves(out: Path, seeds: list[int], chain: list[str]) -> dict[str, dict[int, float]]:
+def curves(out: Path, seeds: list[int], chain: list[str], bin_steps: int = 10) -> dict[str, dict[int, float]]:
     """metric -> steps after pretraining -> mean over seeds, for a run (or a chain of runs, each branched
-    from the one before, whose step counts restart at 0)."""
+    from the one before, whose step counts restart at 0). Steps are binned to ``bin_steps`` (the logging
+    interval) so seeds whose chains log at shifted steps (adaptive warm-ups of different lengths) average
+    together instead of alternating."""
     from reproduction.plan import finished_stage_steps
 
     series: dict[str, dict[int, list[float]]] = {"utilization": {}, "entropy": {}}
@@ -254,7 +256,7 @@ def curves(out: Path, seeds: list[int], chain: list[str]) -> dict[str, dict[int,
             for record in _metrics(run_dir):
                 for key in series:
                     if key in record:
-                        step = offset + int(record["global_step"])
+                        step = (offset + int(record["global_step"])) // bin_steps * bin_steps
                         series[key].setdefault(step, []).append(float(record[key]))
             offset += sum(finished_stage_steps(run_dir).values())
     return {
@@ -274,7 +276,8 @@ def plot_curves(out: Path, experiment: Any, methods: dict[str, str], ablation: d
     panels = (("warm-up ablation", {**ablation, "adaptive warm-up": "cola-adaptive"}), ("methods", methods))
     for column, (title, rows) in enumerate(panels):
         for label, run in rows.items():
-            series = curves(out, experiment.seeds, chains[run])
+            bins = max(1, int(experiment.run.get("train", {}).get("log_every", 10)))
+            series = curves(out, experiment.seeds, chains[run], bins)
             for row, key in enumerate(("utilization", "entropy")):
                 points = series[key]
                 axes[row][column].plot(list(points), list(points.values()), label=label, linewidth=1.4)
