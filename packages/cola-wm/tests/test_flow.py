@@ -41,13 +41,21 @@ def test_loss_falls_on_a_tiny_overfit_batch():
     assert after < 0.5 * before
 
 
-def test_loss_is_the_velocity_error_on_the_non_context_frames():
-    """x_t = (1 - t) x0 + t eps on predicted frames, clean context, target eps - x0, context not scored."""
+@pytest.mark.parametrize("loss_on", [None, "clean_frame", "velocity"])
+def test_loss_is_the_error_on_the_non_context_frames(loss_on):
+    """x_t = (1 - t) x0 + t eps on predicted frames, clean context, context not scored; the velocity error
+    against eps - x0, or the error of the implied clean frame x_t - t v against x0 (the default for this
+    clean-frame predicting model)."""
     model = pretrained_like(CONFIG)
     video = random_video(2, CONFIG)
     k = 2
     loss = flow_matching_loss(
-        model, video, num_context=k, time_sampling="uniform", generator=torch.Generator().manual_seed(0)
+        model,
+        video,
+        num_context=k,
+        time_sampling="uniform",
+        generator=torch.Generator().manual_seed(0),
+        loss_on=loss_on,
     )
     generator = torch.Generator().manual_seed(0)
     t = torch.rand(2, generator=generator)
@@ -55,8 +63,13 @@ def test_loss_is_the_velocity_error_on_the_non_context_frames():
     t_frames = t.view(2, 1, 1, 1, 1)
     x_t = torch.cat([video[:, :k], ((1 - t_frames) * video + t_frames * noise)[:, k:]], dim=1)
     velocity = model(x_t, t, num_context=k)
-    expected = (velocity[:, k:] - (noise - video)[:, k:]).pow(2).mean()
+    if loss_on == "velocity":
+        expected = (velocity[:, k:] - (noise - video)[:, k:]).pow(2).mean()
+    else:
+        expected = (x_t[:, k:] - t_frames * velocity[:, k:] - video[:, k:]).pow(2).mean()
     torch.testing.assert_close(loss, expected)
+    with pytest.raises(ValueError, match="loss_on"):
+        flow_matching_loss(model, video, loss_on="pixels")
 
 
 def test_action_dropout_swaps_in_the_null_action_only_in_training():

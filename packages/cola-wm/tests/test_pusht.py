@@ -153,10 +153,10 @@ def train_and_evaluate(
     return result
 
 
-def test_short_training_approaches_copying_the_last_frame():
-    """Cheap version: 500 steps on clips of 4 frames at 16x16 (all held-out clips) keep rollouts within 5 dB
-    of copying (measured with the default residual prediction: 30.43 dB vs 30.45 dB for copying; null and
-    shuffled actions 30.43; with velocity prediction it was 28.3 dB)."""
+def test_short_training_beats_copying_the_last_frame():
+    """Cheap version: 500 steps on clips of 4 frames at 16x16 (all held-out clips). Measured with the default
+    residual prediction and clean-frame loss: 30.53 dB vs 30.45 dB for copying (null actions 30.49, shuffled
+    30.50); with the velocity loss 30.43 dB, with velocity prediction 28.3 dB."""
     result = train_and_evaluate(
         episodes=20,
         test_episodes=4,
@@ -173,8 +173,7 @@ def test_short_training_approaches_copying_the_last_frame():
         min_agent_motion=0.0,
     )
     print(result)
-    assert result["model"] > 25.0, result
-    assert result["model"] > result["copy_last"] - 5.0, result
+    assert result["model"] > result["copy_last"], result
 
 
 @pytest.fixture(scope="module")

