@@ -26,6 +26,7 @@ from torch import nn
 
 from cola_train.checkpoint import CHECKPOINT_PATTERN, latest_checkpoint, load_checkpoint
 from cola_train.config import RunConfig, model_configs
+from cola_train.runs import download_run
 
 logger = logging.getLogger("cola_train")
 
@@ -111,15 +112,7 @@ def _download(source: str) -> Path:
             f"init_from {source!r} does not exist; pass a cola-train run directory, one of its checkpoint "
             "files or the Hub repo id (owner/name) of a pushed run"
         )
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id=source))
-    except Exception as error:
-        raise ValueError(
-            f"init_from {source!r} is not a local run directory and the Hub download failed "
-            f"({type(error).__name__}: {error})"
-        ) from error
+    return download_run(source, f"init_from {source!r}")
 
 
 def _from_checkpoint(path: Path) -> SourceWeights:

@@ -79,12 +79,17 @@ def _locate(run_dir_or_hub_id: str | Path) -> Path:
     text = str(run_dir_or_hub_id)
     if text.count("/") != 1 or text.startswith((".", "/")):
         raise ValueError(f"{text} is neither an existing run directory nor a Hub repo id (owner/name)")
+    return download_run(text, f"run {text!r}")
+
+
+def download_run(repo_id: str, what: str) -> Path:
+    """The local snapshot of a run pushed to the Hub; ValueError naming ``what`` when the download fails."""
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id=text))
+        return Path(snapshot_download(repo_id=repo_id))
     except Exception as error:
         raise ValueError(
-            f"cannot load run {text!r}: not a local directory and the Hub download failed "
+            f"{what} is not a local run directory and the Hub download failed "
             f"({type(error).__name__}: {error})"
         ) from error
