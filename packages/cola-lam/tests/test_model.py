@@ -69,6 +69,7 @@ def test_straight_through_gradients_reach_the_idm(config):
 
 
 def test_latent_actions_do_not_see_the_future(config):
+    torch.manual_seed(0)  # an unseeded IDM once changed its later outputs by only ~4e-4
     idm = InverseDynamicsModel(config).eval()
     clip = video(frames=5)
     changed = clip.clone()
@@ -77,7 +78,8 @@ def test_latent_actions_do_not_see_the_future(config):
         before, after = idm(clip), idm(changed)
     # transitions (0,1) and (1,2) only see frames 0..2
     assert torch.allclose(before[:, :2], after[:, :2], atol=1e-5)
-    assert not torch.allclose(before[:, 2:], after[:, 2:], atol=1e-3)
+    # later transitions do see the changed frames: far above the 1e-5 float noise allowed above
+    assert (before[:, 2:] - after[:, 2:]).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize(
