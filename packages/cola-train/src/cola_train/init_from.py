@@ -94,7 +94,7 @@ def read_source(source: str | Path) -> SourceWeights:
     if path.is_file():
         return _from_checkpoint(path)
     if not path.exists():
-        path = _download(str(source))
+        path = download_run(str(source), f"init_from {str(source)!r}")
     checkpoint = latest_checkpoint(path / "checkpoints")
     if checkpoint is not None:
         return _from_checkpoint(checkpoint)
@@ -104,15 +104,6 @@ def read_source(source: str | Path) -> SourceWeights:
         f"cannot initialise from {path}: it holds neither checkpoints/ nor models/; pass a cola-train run "
         "directory, one of its checkpoints/checkpoint-*.safetensors files or a pushed run's Hub repo id"
     )
-
-
-def _download(source: str) -> Path:
-    if source.count("/") != 1 or source.startswith((".", "/", "~")):
-        raise ValueError(
-            f"init_from {source!r} does not exist; pass a cola-train run directory, one of its checkpoint "
-            "files or the Hub repo id (owner/name) of a pushed run"
-        )
-    return download_run(source, f"init_from {source!r}")
 
 
 def _from_checkpoint(path: Path) -> SourceWeights:

@@ -76,14 +76,17 @@ def _locate(run_dir_or_hub_id: str | Path) -> Path:
     path = Path(run_dir_or_hub_id)
     if path.exists():
         return path.resolve()
-    text = str(run_dir_or_hub_id)
-    if text.count("/") != 1 or text.startswith((".", "/")):
-        raise ValueError(f"{text} is neither an existing run directory nor a Hub repo id (owner/name)")
-    return download_run(text, f"run {text!r}")
+    return download_run(str(run_dir_or_hub_id), f"run {str(run_dir_or_hub_id)!r}")
 
 
 def download_run(repo_id: str, what: str) -> Path:
-    """The local snapshot of a run pushed to the Hub; ValueError naming ``what`` when the download fails."""
+    """The local snapshot of a run pushed to the Hub as ``repo_id`` (owner/name); ValueError naming ``what``
+    when that is no repo id or the download fails."""
+    if repo_id.count("/") != 1 or repo_id.startswith((".", "/", "~")):
+        raise ValueError(
+            f"{what} does not exist and is neither an existing run directory nor a Hub repo id (owner/name); "
+            "pass a cola-train run directory or the repo id of a run pushed with --push-to-hub"
+        )
     from huggingface_hub import snapshot_download
 
     try:
