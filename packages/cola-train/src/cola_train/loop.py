@@ -212,7 +212,7 @@ def run_stage(session: Session, name: str) -> StageOutcome:
         if not math.isfinite(grad_norm):
             _diverged(session, name, step, f"gradient norm is {grad_norm} (losses {losses})")
         optimizer.step()
-        if config.train.strategy == "ddp" and plan.lam_trains:
+        if config.train.strategy == "ddp" and plan.lam_trains and _vq_writes_codebook(models):
             # Dead-code restarts and EMA codebook updates write the codebook from each rank's own batch, which
             # DDP does not average: rank 0's codebook is the one all ranks keep.
             broadcast_module_state(models.lam.quantizer, context)
@@ -242,12 +242,18 @@ def run_stage(session: Session, name: str) -> StageOutcome:
     return StageOutcome(name=name, steps=steps_run, final_loss=final_loss, ended_early=ended_early)
 
 
+def _vq_writes_codebook(models: CoLAModels) -> bool:
+    """Whether the VQ writes its codebook in the forward (dead-code restarts, EMA), beyond the optimizer."""
+    lam = models.lam.config
+    return lam.dead_code_steps > 0 or lam.use_ema
+
+
 def _check_fsdp_codebook(models: CoLAModels, plan: StagePlan, context: DistContext) -> None:
     """FSDP gathers parameters into temporary copies for the forward, so the codebook writes the VQ makes
     there (dead-code restarts, EMA codebook) would be silently lost; refuse instead of training wrong.
     """
     lam = models.lam.config
-    if context.distributed and plan.lam_trains and (lam.dead_code_steps > 0 or lam.use_ema):
+    if context.distributed and plan.lam_trains and _vq_writes_codebook(models):
         raise ValueError(
             f"stage {plan.name!r} trains the LAM with dead-code restarts (model.lam.dead_code_steps="
             f"{lam.dead_code_steps}) or an EMA codebook (model.lam.use_ema={lam.use_ema}), which write the "
