@@ -82,6 +82,18 @@ def test_latent_actions_do_not_see_the_future(config):
     assert (before[:, 2:] - after[:, 2:]).abs().max() > 1e-3
 
 
+def test_a_latent_action_depends_on_its_frame_pair_only(config):
+    # Not on earlier frames and not on where the pair sits in the clip: a code cannot name a clip position.
+    torch.manual_seed(0)
+    idm = InverseDynamicsModel(config).eval()
+    clip = video(frames=5)
+    shifted = torch.cat([clip[:, 2:4], clip[:, :2], clip[:, 4:]], dim=1)  # pair (2, 3) moved to the front
+    with torch.no_grad():
+        full, moved, alone = idm(clip), idm(shifted), idm(clip[:, 2:4])
+    assert torch.allclose(full[:, 2], moved[:, 0], atol=1e-5)
+    assert torch.allclose(full[:, 2], alone[:, 0], atol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [

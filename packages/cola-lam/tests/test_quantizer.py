@@ -51,7 +51,7 @@ def test_straight_through_gradient_and_loss():
 
 def test_ema_codebook_moves_to_assigned_mean_without_gradient():
     torch.manual_seed(0)
-    vq = VectorQuantizer(2, 3, use_ema=True, ema_decay=0.5, dead_code_steps=0)
+    vq = VectorQuantizer(2, 3, use_ema=True, ema_decay=0.5, dead_code_steps=0, codebook_init="random")
     vq.codebook.data = torch.tensor([[0.0, 0.0, 0.0], [10.0, 10.0, 10.0]])
     vq.ema_embed_sum.copy_(vq.codebook.data)
     z = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]], requires_grad=True)
@@ -67,7 +67,9 @@ def test_ema_codebook_moves_to_assigned_mean_without_gradient():
 @pytest.mark.parametrize("use_ema", [False, True])
 def test_dead_code_restart_revives_dead_codes(use_ema):
     torch.manual_seed(0)
-    vq = VectorQuantizer(8, 4, use_ema=use_ema, dead_code_steps=3, restart_buffer_size=64)
+    vq = VectorQuantizer(
+        8, 4, use_ema=use_ema, dead_code_steps=3, restart_buffer_size=64, codebook_init="random"
+    )
     vq.codebook.data = torch.cat([torch.zeros(1, 4), torch.full((7, 4), 100.0)])
     vq.ema_embed_sum.copy_(vq.codebook.data)
     z = torch.randn(32, 4)
@@ -112,3 +114,61 @@ def test_embed_and_bad_inputs():
         vq.embed(torch.tensor([1.0]))
     with pytest.raises(ValueError, match=r"\[\.\.\., 4\]"):
         vq(torch.randn(3, 5))
+
+
+def test_fresh_encoder_cluster_uses_many_codes_after_kmeans_init():
+    # A fresh encoder's outputs sit in one tight cluster far from N(0, 1) codes: a random codebook hands
+    # every input the same code before any training, the k-means one spreads them.
+    torch.manual_seed(0)
+    z = torch.full((256, 32), 0.2) + 0.05 * torch.randn(256, 32)
+    random_vq = VectorQuantizer(32, 32, codebook_init="random")
+    assert (random_vq(z).usage > 0).sum() <= 2
+    vq = VectorQuantizer(32, 32)
+    assert not bool(vq.initialized)
+    usage = vq(z).usage
+    assert bool(vq.initialized)
+    assert (usage > 0).sum() >= 24 and usage.max() <= 32
+    before = vq.codebook.detach().clone()
+    vq(z + 1.0)  # initialized once: later batches do not re-seed it
+    assert torch.equal(vq.codebook.detach(), before)
+
+
+def test_kmeans_init_finds_planted_clusters_and_is_deterministic():
+    torch.manual_seed(0)
+    centers = 10.0 * torch.randn(4, 3)
+    z = (centers[:, None] + 0.01 * torch.randn(4, 50, 3)).reshape(-1, 3)
+    first, second = VectorQuantizer(4, 3), VectorQuantizer(4, 3)
+    first.initialize_from(z, seed=3)
+    second.initialize_from(z, seed=3)
+    assert torch.equal(first.codebook, second.codebook)
+    distance = torch.cdist(centers, first.codebook.detach())
+    assert distance.min(dim=1).values.max() < 0.05  # every planted center has a code on it
+    assert torch.equal(first.ema_embed_sum, first.codebook.detach())
+
+
+def test_kmeans_init_with_fewer_inputs_than_codes_and_l2():
+    vq = VectorQuantizer(16, 4, l2_normalize=True)
+    vq.initialize_from(torch.randn(3, 4))
+    assert torch.allclose(vq.codebook.norm(dim=-1), torch.ones(16), atol=1e-5)
+    assert torch.isfinite(vq.codebook).all()
+
+
+def test_initialized_codebook_survives_save_and_load():
+    vq = VectorQuantizer(8, 4)
+    vq.initialize_from(torch.randn(64, 4))
+    restored = VectorQuantizer(8, 4)
+    restored.load_state_dict(vq.state_dict())
+    restored.train()
+    before = restored.codebook.detach().clone()
+    restored(torch.randn(16, 4) + 5.0)
+    assert torch.equal(restored.codebook.detach(), before)
+
+
+def test_kmeans_init_rejects_bad_inputs():
+    vq = VectorQuantizer(8, 4)
+    with pytest.raises(ValueError, match="code_dim"):
+        vq.initialize_from(torch.randn(10, 5))
+    with pytest.raises(ValueError, match="non-finite"):
+        vq.initialize_from(torch.full((10, 4), float("nan")))
+    with pytest.raises(ValueError, match="codebook_init"):
+        VectorQuantizer(8, 4, codebook_init="uniform")

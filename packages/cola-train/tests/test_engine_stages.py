@@ -7,6 +7,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from cola_lam import VectorQuantizer
 from cola_train import build_models, plan_stage, run_stages
 from cola_train.augment import random_resized_crop
 from cola_train.config import StageConfig
@@ -118,3 +119,40 @@ def test_random_crop_is_one_crop_per_clip() -> None:
     assert torch.equal(cropped[:, 0], cropped[:, 3])
     again = random_resized_crop(same, torch.Generator().manual_seed(0), 0.5)
     assert torch.equal(cropped, again)
+
+
+def _clips(data: MovingSquares) -> torch.Tensor:
+    return torch.stack([data[i]["video"] for i in range(len(data))])
+
+
+@pytest.mark.parametrize("stage", ["warmup", "joint", "lam_recon"])
+def test_first_lam_stage_places_the_codebook_on_training_clips(stage: str) -> None:
+    # A fresh IDM's outputs sit in one small cluster; N(0, 1) codes would hand them all one code at step 0.
+    # A tiny learning rate isolates the placement from what one Adam step at 1e-3 does to a fresh IDM.
+    rates = {"lr_lam": 1e-7, "lr_action": 1e-7, "lr_dit": 1e-7, "lr_decoder": 1e-7}
+    config = tiny_config(stages=[stage], optim=rates, **{stage: {"steps": 1}})
+    models = build_models(config, with_decoder=True)
+    _as_if_pretrained(models)
+    assert not bool(models.lam.quantizer.initialized)
+    data = MovingSquares()
+    with torch.no_grad():
+        random_codes = models.lam.eval()(_clips(data)).indices
+    run_stages(config, models, data, [stage])
+    assert bool(models.lam.quantizer.initialized)
+    with torch.no_grad():
+        codes = models.lam.eval()(_clips(data)).indices
+    assert codes.unique().numel() > random_codes.unique().numel()
+
+
+def test_codebook_is_placed_once_across_stages(monkeypatch) -> None:
+    calls = []
+    place = VectorQuantizer.initialize_from
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return place(self, *args, **kwargs)
+
+    monkeypatch.setattr(VectorQuantizer, "initialize_from", counted)
+    config = tiny_config(stages=["warmup", "joint"])
+    run_stages(config, build_models(config), MovingSquares(), ["warmup", "joint"])
+    assert len(calls) == 1

@@ -30,6 +30,7 @@ class LAMConfig:
     l2_normalize: bool = False
     dead_code_steps: int = 100
     restart_buffer_size: int = 1024
+    codebook_init: str = "kmeans"
     decoder_depth: int = 2
 
     def __post_init__(self) -> None:
@@ -67,6 +68,13 @@ class LAMConfig:
             raise ValueError(
                 "LAMConfig.dead_code_steps must be an integer >= 0 (0 disables restarts), "
                 f"got {self.dead_code_steps!r}."
+            )
+
+        if self.codebook_init not in ("kmeans", "random"):
+            raise ValueError(
+                "LAMConfig.codebook_init must be 'kmeans' (k-means on the first training batch's IDM "
+                "outputs) "
+                f"or 'random' (N(0, 1) codes), got {self.codebook_init!r}."
             )
 
     @property

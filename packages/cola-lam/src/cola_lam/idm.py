@@ -1,8 +1,12 @@
 """InverseDynamicsModel: a spatio-temporal transformer that reads one latent action per frame transition.
 
-Genie-style: every block attends within a frame (spatial) and then along time for each token position with a
-causal mask. Each frame carries ``tokens_per_action`` learned action-query tokens next to its patches; the
-queries of frame t+1 see frames 0..t+1 and nothing later, and become the latent action of transition (t, t+1).
+Genie-style blocks: attention within a frame (spatial), then along time for each token position with a
+causal mask. Each frame carries ``tokens_per_action`` learned action-query tokens next to its patches. The
+model sees each transition on its own, as the pair (frame t, frame t+1): the queries of frame t+1 become the
+latent action of that transition. Seeing the whole clip prefix with absolute time codes let the IDM name
+*where* in the clip a transition sat instead of what changed: trained through the world model on PushT, every
+code came to mean one clip position (5 codes for 6-frame clips, each exactly 1/5 of the picks), which the
+world model can use and the planner cannot. A pair carries no position.
 """
 
 from __future__ import annotations
@@ -83,12 +87,14 @@ class InverseDynamicsModel(nn.Module):
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         validate_video(video, self.config)
         b, t = video.shape[:2]
-        patches = self.patch_embed(patchify(video, self.config.patch_size)) + self.patch_pos
-        queries = self.action_queries.expand(b, t, -1, -1).to(patches.dtype)
+        pairs = torch.stack([video[:, :-1], video[:, 1:]], dim=2)
+        pairs = rearrange(pairs, "b n two c h w -> (b n) two c h w")
+        patches = self.patch_embed(patchify(pairs, self.config.patch_size)) + self.patch_pos
+        queries = self.action_queries.expand(pairs.shape[0], 2, -1, -1).to(patches.dtype)
         x = torch.cat([queries, patches], dim=2)
-        time_code = sincos_embedding(torch.arange(t, device=video.device), self.config.width)
+        time_code = sincos_embedding(torch.arange(2, device=video.device), self.config.width)
         x = x + time_code[None, :, None, :].to(x.dtype)
         for block in self.blocks:
             x = block(x)
-        actions = x[:, 1:, : self.config.tokens_per_action]
+        actions = rearrange(x[:, 1, : self.config.tokens_per_action], "(b n) k w -> b n k w", b=b, n=t - 1)
         return self.head(self.norm(actions))

@@ -29,12 +29,20 @@ class LatentActionModel(
             l2_normalize=config.l2_normalize,
             dead_code_steps=config.dead_code_steps,
             restart_buffer_size=config.restart_buffer_size,
+            codebook_init=config.codebook_init,
         )
 
     def encode(self, video: torch.Tensor) -> VQOutput:
         """quantized ``[B, T-1, tokens_per_action, code_dim]``, indices ``[B, T-1, tokens_per_action]``,
         loss (codebook + beta * commitment) and this batch's per-code usage counts."""
         return self.quantizer(self.idm(video))
+
+    @torch.no_grad()
+    def initialize_codebook(self, video: torch.Tensor, seed: int = 0) -> None:
+        """k-means the codebook onto the IDM's outputs for ``video [B, T, C, H, W]`` (see
+        ``VectorQuantizer.initialize_from``). Training does this on its first batch anyway; call it to pick
+        the batch, e.g. the same clips on every data-parallel rank."""
+        self.quantizer.initialize_from(self.idm(video), seed=seed)
 
     def forward(self, video: torch.Tensor) -> VQOutput:
         return self.encode(video)

@@ -1,4 +1,5 @@
-"""VectorQuantizer: nearest code by squared L2, straight-through gradients, dead-code restart, EMA."""
+"""VectorQuantizer: nearest code by squared L2, straight-through gradients, k-means codebook initialization,
+dead-code restart, EMA."""
 
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ class VectorQuantizer(nn.Module):
     unused for ``dead_code_steps`` training steps is re-seeded from a ring buffer of recent encoder outputs
     (0 disables). All of that state lives in buffers, so it is saved with the weights. Single-process: the EMA
     statistics and restarts are not synchronised across data-parallel ranks.
+
+    ``codebook_init="kmeans"`` (the default) places the codes by k-means on the first encoder outputs the
+    quantizer sees in training (or on those given to ``initialize_from``). A random ``N(0, 1)`` codebook
+    (``"random"``) is far wider than a fresh encoder's outputs, which sit in one tight cluster: every input
+    then picks the same code from the first step, a collapse that no training signal has caused yet.
     """
 
     def __init__(
@@ -46,12 +52,15 @@ class VectorQuantizer(nn.Module):
         l2_normalize: bool = False,
         dead_code_steps: int = 100,
         restart_buffer_size: int = 1024,
+        codebook_init: str = "kmeans",
     ) -> None:
         super().__init__()
         if num_codes < 1 or code_dim < 1:
             raise ValueError(f"num_codes and code_dim must be >= 1, got {num_codes} and {code_dim}.")
         if dead_code_steps < 0 or restart_buffer_size < 1:
             raise ValueError("dead_code_steps must be >= 0 and restart_buffer_size >= 1.")
+        if codebook_init not in CODEBOOK_INITS:
+            raise ValueError(f"codebook_init must be one of {CODEBOOK_INITS}, got {codebook_init!r}.")
         self.num_codes = num_codes
         self.code_dim = code_dim
         self.beta = beta
@@ -70,6 +79,8 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("recent_inputs", torch.zeros(restart_buffer_size, code_dim))
         self.register_buffer("recent_count", torch.zeros((), dtype=torch.long))
         self.register_buffer("recent_pointer", torch.zeros((), dtype=torch.long))
+        # Saved with the weights, so a trained or loaded codebook is never re-initialized.
+        self.register_buffer("initialized", torch.tensor(codebook_init == "random"))
 
     def codes(self) -> torch.Tensor:
         """The codebook as used for lookup (unit-norm rows when ``l2_normalize``)."""
@@ -92,6 +103,8 @@ class VectorQuantizer(nn.Module):
         flat = z.reshape(-1, self.code_dim)
         if self.l2_normalize:
             flat = F.normalize(flat, dim=-1)
+        if self.training and not bool(self.initialized):
+            self.initialize_from(flat)
         codes = self.codes()
         indices, _ = nearest_code(flat.detach(), codes.detach())
         quantized = F.embedding(indices, codes)
@@ -114,6 +127,38 @@ class VectorQuantizer(nn.Module):
             loss=loss,
             usage=usage,
         )
+
+    @torch.no_grad()
+    def initialize_from(self, z: torch.Tensor, iterations: int = 10, seed: int = 0) -> None:
+        """Set the codebook to k-means centroids of encoder outputs ``z [..., code_dim]`` (k-means++ seeding,
+        then ``iterations`` Lloyd steps) and mark it initialized. Fewer rows than codes are repeated with
+        small noise, so every code starts near the data. Deterministic for a given ``z`` and ``seed``, so
+        data-parallel ranks that pass the same ``z`` get the same codebook."""
+        if z.dim() < 1 or z.shape[-1] != self.code_dim or z.numel() == 0:
+            raise ValueError(
+                f"z must be a non-empty tensor of shape [..., {self.code_dim}] (code_dim), "
+                f"got {tuple(z.shape)}."
+            )
+        flat = z.detach().reshape(-1, self.code_dim).float()
+        if not torch.isfinite(flat).all():
+            raise ValueError("cannot initialize the codebook from non-finite encoder outputs (NaN or inf).")
+        if self.l2_normalize:
+            flat = F.normalize(flat, dim=-1)
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        data = flat.cpu()
+        if data.shape[0] < self.num_codes:
+            repeats = data[torch.randint(data.shape[0], (self.num_codes,), generator=generator)]
+            scale = 1e-3 * data.std().clamp_min(1e-6)
+            data = repeats + scale * torch.randn(repeats.shape, generator=generator)
+        centroids = _kmeans(data, self.num_codes, iterations, generator)
+        if self.l2_normalize:
+            centroids = F.normalize(centroids, dim=-1)
+        centroids = centroids.to(self.codebook.device, self.codebook.dtype)
+        self.codebook.data.copy_(centroids)
+        self.ema_embed_sum.copy_(centroids)
+        self.ema_cluster_size.fill_(1.0)
+        self.steps_unused.zero_()
+        self.initialized.fill_(True)
 
     def _ema_update(self, flat: torch.Tensor, indices: torch.Tensor, usage: torch.Tensor) -> None:
         decay = self.ema_decay
@@ -149,3 +194,27 @@ class VectorQuantizer(nn.Module):
             )
             self.ema_embed_sum.copy_(torch.where(dead[:, None], candidates, self.ema_embed_sum))
         self.steps_unused.masked_fill_(dead, 0)
+
+
+CODEBOOK_INITS = ("kmeans", "random")
+
+
+def _kmeans(data: torch.Tensor, k: int, iterations: int, generator: torch.Generator) -> torch.Tensor:
+    """``k`` centroids of ``data [N, D]`` (N >= k): k-means++ seeding, then Lloyd steps; an emptied cluster
+    keeps its previous centroid."""
+    first = int(torch.randint(data.shape[0], (1,), generator=generator))
+    centroids = [data[first]]
+    distance = (data - data[first]).pow(2).sum(-1)
+    for _ in range(1, k):
+        # All remaining points coincide with a centroid: any pick is as good as another.
+        weights = distance if distance.sum() > 0 else torch.ones_like(distance)
+        pick = int(torch.multinomial(weights, 1, generator=generator))
+        centroids.append(data[pick])
+        distance = torch.minimum(distance, (data - data[pick]).pow(2).sum(-1))
+    centroids = torch.stack(centroids)
+    for _ in range(iterations):
+        assignment = torch.cdist(data, centroids).argmin(dim=1)
+        counts = torch.bincount(assignment, minlength=k).float()
+        sums = torch.zeros_like(centroids).index_add_(0, assignment, data)
+        centroids = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centroids)
+    return centroids

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cola_train.augment import random_resized_crop
 from cola_train.checkpoint import (
     Checkpoint,
     capture_rng,
@@ -127,6 +128,8 @@ def run_stage(session: Session, name: str) -> StageOutcome:
     stage_config = config.stage(name)
     plan = plan_stage(name, stage_config)
     total = stage_config.steps
+    if plan.lam_trains:
+        _initialize_codebook(session, stage_index)
     if config.train.strategy == "fsdp":
         _check_fsdp_codebook(models, plan, context)
         # fully_shard swaps every parameter for a sharded one in place: collect them after sharding.
@@ -240,6 +243,36 @@ def run_stage(session: Session, name: str) -> StageOutcome:
     steps_run = step + 1 if total > start else start
     _save(session, name, steps_run, optimizer, names, adaptive, stage_done=True)
     return StageOutcome(name=name, steps=steps_run, final_loss=final_loss, ended_early=ended_early)
+
+
+CODEBOOK_INIT_CLIPS = 64
+# Seed tags beyond any shard number, so the codebook initialization draws from streams of its own.
+_INIT_CLIPS_TAG, _INIT_KMEANS_TAG, _INIT_CROPS_TAG = 2**31 - 1, 2**31 - 2, 2**31 - 3
+
+
+def _initialize_codebook(session: Session, stage_index: int) -> None:
+    """k-means the fresh codebook onto the IDM's outputs for one fixed set of training clips, before any
+    wrapping: every rank picks the same clips and computes the same codebook (FSDP would drop a write made
+    inside its forward, and DDP does not average buffers)."""
+    lam = session.models.lam
+    if bool(lam.quantizer.initialized):
+        return
+    config, device = session.config, session.context.device
+    count = min(CODEBOOK_INIT_CLIPS, len(session.dataset))
+    generator = torch.Generator().manual_seed(derive_seed(config.seed, stage_index, 0, _INIT_CLIPS_TAG))
+    indices = torch.randperm(len(session.dataset), generator=generator)[:count]
+    micro = max(1, config.train.micro_batch_size or config.train.batch_size)
+    # The same random crops the LAM trains on: k-means on uncropped clips placed the codes where few training
+    # inputs fall (8 of 32 codes used on the first batch).
+    crops = torch.Generator().manual_seed(derive_seed(config.seed, stage_index, 0, _INIT_CROPS_TAG))
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, count, micro):
+            video = load_clips(session.dataset, indices[start : start + micro], device)
+            video = random_resized_crop(video, crops, config.train.crop_scale_min)
+            outputs.append(lam.idm(video).float())
+    seed = derive_seed(config.seed, stage_index, 0, _INIT_KMEANS_TAG)
+    lam.quantizer.initialize_from(torch.cat(outputs), seed=seed)
 
 
 def _vq_writes_codebook(models: CoLAModels) -> bool:
