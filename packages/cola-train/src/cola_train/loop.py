@@ -128,8 +128,6 @@ def run_stage(session: Session, name: str) -> StageOutcome:
     stage_config = config.stage(name)
     plan = plan_stage(name, stage_config)
     total = stage_config.steps
-    if plan.lam_trains:
-        _initialize_codebook(session, stage_index)
     if config.train.strategy == "fsdp":
         _check_fsdp_codebook(models, plan, context)
         # fully_shard swaps every parameter for a sharded one in place: collect them after sharding.
@@ -250,13 +248,26 @@ CODEBOOK_INIT_CLIPS = 64
 _INIT_CLIPS_TAG, _INIT_KMEANS_TAG, _INIT_CROPS_TAG = 2**31 - 1, 2**31 - 2, 2**31 - 3
 
 
-def _initialize_codebook(session: Session, stage_index: int) -> None:
-    """k-means the fresh codebook onto the IDM's outputs for one fixed set of training clips, before any
-    wrapping: every rank picks the same clips and computes the same codebook (FSDP would drop a write made
-    inside its forward, and DDP does not average buffers)."""
+def place_codebook(session: Session, names: list[str]) -> None:
+    """Before the first of stages ``names`` runs: if one of them trains the LAM and its codebook is fresh,
+    k-means the codebook onto the IDM's outputs for one fixed set of training clips (see
+    ``VectorQuantizer.initialize_from``). This happens before any wrapping: every rank picks the same clips
+    and computes the same codebook, where FSDP would drop a write made inside its forward and DDP does not
+    average buffers."""
     lam = session.models.lam
-    if bool(lam.quantizer.initialized):
+    trains_lam = [name for name in names if plan_stage(name, session.config.stage(name)).lam_trains]
+    if not trains_lam or bool(lam.quantizer.initialized):
         return
+    if session.context.distributed and session.config.train.strategy == "fsdp":
+        from torch.distributed.fsdp import FSDPModule
+
+        if isinstance(session.models, FSDPModule):
+            raise ValueError(
+                "the LAM's codebook is still fresh but the models were sharded by an earlier call, so its "
+                "placement could not reach every shard: run the stages in one call (cola_train.train, or "
+                "run_stages with every stage), or call models.lam.initialize_codebook(clips) before sharding."
+            )
+    stage_index = session.config.stages.index(trains_lam[0])
     config, device = session.config, session.context.device
     count = min(CODEBOOK_INIT_CLIPS, len(session.dataset))
     generator = torch.Generator().manual_seed(derive_seed(config.seed, stage_index, 0, _INIT_CLIPS_TAG))

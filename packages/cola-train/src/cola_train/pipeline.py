@@ -21,7 +21,7 @@ from cola_train.checkpoint import latest_checkpoint, load_checkpoint
 from cola_train.config import RunConfig, config_differences, model_configs
 from cola_train.distributed import DistContext, barrier, full_state_dict, init_distributed
 from cola_train.init_from import SourceWeights, read_source
-from cola_train.loop import Session, StageOutcome, restore_models, run_stage
+from cola_train.loop import Session, StageOutcome, place_codebook, restore_models, run_stage
 from cola_train.stages import CoLAModels
 
 logger = logging.getLogger("cola_train")
@@ -103,6 +103,7 @@ def run_stages(
     if session.run_dir is not None:
         session.run_dir.mkdir(parents=True, exist_ok=True)
     try:
+        place_codebook(session, list(names))
         return [run_stage(session, name) for name in names]
     finally:
         session.log.close()
@@ -192,6 +193,7 @@ def train(
             _initialise(session, source)
     barrier(context)
     try:
+        place_codebook(session, config.stages[first:])
         for name in config.stages[first:]:
             outcome = run_stage(session, name)
             session.log.event(

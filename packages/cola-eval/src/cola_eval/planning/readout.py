@@ -158,7 +158,7 @@ def train_readout(
     torch.manual_seed(seed)
     readout = StateReadout(ReadoutConfig(frame_size=int(frames.shape[1]), width=width))
     images = torch.from_numpy(np.ascontiguousarray(frames))
-    targets = pose_targets(torch.as_tensor(block_poses, dtype=torch.float32))
+    targets = pose_targets(torch.tensor(np.asarray(block_poses), dtype=torch.float32))
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(readout.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
