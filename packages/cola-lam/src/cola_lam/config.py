@@ -12,6 +12,9 @@ class LAMConfig:
 
     The codebook is shared by the ``tokens_per_action`` tokens of a latent action: ``num_codes`` entries of
     ``code_dim`` each, so one transition is named by ``num_codes ** tokens_per_action`` combined actions.
+    ``codebook_init``: ``"kmeans"`` places the codes on the IDM's outputs for the first training batch;
+    ``"random"`` draws them from N(0, 1), which a fresh IDM's outputs (one cluster ~0.07 wide) all share one
+    code of.
     """
 
     frame_size: int = 64
