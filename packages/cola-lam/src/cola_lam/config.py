@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+# kmeans: on the IDM's outputs for the first training batch; random: N(0, 1) codes.
+CODEBOOK_INITS = ("kmeans", "random")
+
 
 @dataclass
 class LAMConfig:
@@ -73,7 +76,7 @@ class LAMConfig:
                 f"got {self.dead_code_steps!r}."
             )
 
-        if self.codebook_init not in ("kmeans", "random"):
+        if self.codebook_init not in CODEBOOK_INITS:
             raise ValueError(
                 "LAMConfig.codebook_init must be 'kmeans' (k-means on the first training batch's IDM "
                 "outputs) "

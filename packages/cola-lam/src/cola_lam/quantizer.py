@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import CODEBOOK_INITS
 from .kernels import nearest_code
 
 
@@ -194,9 +195,6 @@ class VectorQuantizer(nn.Module):
             )
             self.ema_embed_sum.copy_(torch.where(dead[:, None], candidates, self.ema_embed_sum))
         self.steps_unused.masked_fill_(dead, 0)
-
-
-CODEBOOK_INITS = ("kmeans", "random")
 
 
 def _kmeans(data: torch.Tensor, k: int, iterations: int, generator: torch.Generator) -> torch.Tensor:
