@@ -20,6 +20,7 @@ import torch
 from cola_eval.adapter import ActionAdapter, AdapterConfig
 from cola_eval.planning import MPCPlanner, PlanningConfig, SimulatorModel, WorldModel
 from cola_eval.planning.costs import Goal, PixelMSECost, StatePoseCost
+from cola_eval.planning.evaluate import make_cost_fn
 from cola_eval.planning.models import Observation
 from cola_eval.planning.readout import frames_to_tensor
 from cola_lam import LAMConfig
@@ -56,10 +57,7 @@ def _observation_and_goal() -> tuple[Observation, Goal]:
 def _seconds_per_step(config: PlanningConfig, model, cost) -> float:
     observation, goal = _observation_and_goal()
     planner = MPCPlanner(config, seed=0)
-
-    def cost_fn(candidates: torch.Tensor) -> torch.Tensor:
-        prediction = model.predict(observation, candidates.numpy() * config.max_delta, cost.needs_frames)
-        return cost(prediction, goal)
+    cost_fn = make_cost_fn(model, cost, observation, goal, config)
 
     planner.plan(cost_fn)  # warm-up
     times = []

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from cola_eval.planning import MPCPlanner, PlanningConfig, cem, mppi
+from cola_eval.planning.costs import score_plans
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -69,9 +70,38 @@ def test_nan_costs_are_never_chosen():
     assert torch.isfinite(mean).all()
 
 
+def test_cem_breaks_ties_at_random():
+    """When every sample costs the same (no candidate touches the block yet), the elite must be a random
+    draw, not the first index, which always holds the unperturbed mean: a plan that stands still."""
+    config = PlanningConfig(horizon=2, samples=32, iterations=1, elite_fraction=1 / 32)
+    picks = []
+    for seed in range(4):
+        seen = []
+
+        def flat(candidates: torch.Tensor, seen: list = seen) -> torch.Tensor:
+            seen.append(candidates)
+            return torch.zeros(len(candidates))
+
+        mean = cem(flat, torch.zeros(2, 2), config, torch.Generator().manual_seed(seed))
+        picks.append(next(i for i, c in enumerate(seen[0]) if torch.equal(c, mean)))
+    assert any(pick != 0 for pick in picks), picks
+
+
+def test_a_plan_is_worth_its_best_or_its_last_step():
+    step_costs = torch.tensor([[5.0, 1.0, 4.0], [3.0, 3.0, 2.0]])
+    assert torch.equal(score_plans(step_costs, "best_step"), torch.tensor([1.0, 2.0]))
+    assert torch.equal(score_plans(step_costs, "last_step"), torch.tensor([4.0, 2.0]))
+    with pytest.raises(ValueError, match=r"\[S, H\]"):
+        score_plans(torch.zeros(3), "best_step")
+    with pytest.raises(ValueError, match="plan_score"):
+        score_plans(step_costs, "mean")
+
+
 def test_config_errors_and_presets():
     with pytest.raises(ValueError, match="method"):
         PlanningConfig(method="gradient")
+    with pytest.raises(ValueError, match="plan_score"):
+        PlanningConfig(plan_score="average")
     with pytest.raises(ValueError, match="execute_steps"):
         PlanningConfig(horizon=2, execute_steps=3)
     with pytest.raises(ValueError, match="samples"):

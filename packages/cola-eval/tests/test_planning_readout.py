@@ -43,8 +43,8 @@ def test_pose_cost_uses_the_readout_on_predicted_and_goal_frames(trained):
     images = frames_to_tensor(frames)
     cost = BlockPoseCost(trained)
     values = cost(Prediction(frames=images[:, None], states=None), Goal(images[0], np.zeros(5)))
-    assert values.shape == (3,)
-    assert values[0].abs() < 1e-4  # the goal frame itself reads as the goal pose
+    assert values.shape == (3, 1)
+    assert values[0, 0].abs() < 1e-4  # the goal frame itself reads as the goal pose
     poses = trained.pose(images)
     assert (poses[:, :2] >= -50).all() and (poses[:, 2].abs() <= math.pi + 1e-6).all()
 

@@ -1,8 +1,9 @@
-"""Planning costs: how far a predicted future ends from the goal. Lower is better; one value per sample.
+"""Planning costs: how far each predicted step is from the goal. Lower is better.
 
-Every cost scores the last predicted step. ``PixelMSECost`` and ``BlockPoseCost`` read only predicted frames,
-so they serve any model; ``StatePoseCost`` reads predicted simulator states and so only serves the oracle, as
-the ceiling of what a perfect block-pose readout would give.
+A cost gives one value per sample and predicted step ``[S, H]``; ``score_plans`` turns those into one value
+per plan. ``PixelMSECost`` and ``BlockPoseCost`` read only predicted frames, so they serve any model;
+``StatePoseCost`` reads predicted simulator states and so only serves the oracle, as the ceiling of what a
+perfect block-pose readout would give.
 """
 
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from cola_eval.planning.config import PLAN_SCORES
 from cola_eval.planning.models import Prediction
 from cola_eval.planning.readout import StateReadout
 
@@ -26,30 +28,48 @@ class Goal:
 def pose_cost(
     position: torch.Tensor, angle: torch.Tensor, goal_position: torch.Tensor, goal_angle: torch.Tensor
 ):
-    """Block position error (px) + 57 px/rad x wrapped angle error, per sample."""
+    """Block position error (px) + 57 px/rad x wrapped angle error, elementwise over leading dimensions."""
     angle_error = torch.remainder(angle - goal_angle + torch.pi, 2 * torch.pi) - torch.pi
     return (position - goal_position).norm(dim=-1) + ANGLE_WEIGHT_PX_PER_RAD * angle_error.abs()
 
 
-def _last_frames(prediction: Prediction, cost: str) -> torch.Tensor:
+def score_plans(step_costs: torch.Tensor, plan_score: str) -> torch.Tensor:
+    """Per-step costs ``[S, H]`` -> one cost per plan ``[S]``: its best step (``"best_step"``) or its last.
+
+    Success is checked after every executed step, so a plan that passes through the goal is as good as one
+    that ends there. Scored on its last step only, a plan that reaches the goal early and keeps pushing looks
+    bad (oracle on 30 pairs, measured here: 83% success scoring the last step, 97% scoring the best)."""
+    if step_costs.ndim != 2:
+        raise ValueError(
+            f"a planning cost must give one value per sample and predicted step [S, H], got shape "
+            f"{tuple(step_costs.shape)}."
+        )
+    if plan_score == "best_step":
+        return step_costs.min(dim=1).values
+    if plan_score == "last_step":
+        return step_costs[:, -1]
+    raise ValueError(f"unknown plan_score {plan_score!r}; choose one of {PLAN_SCORES}.")
+
+
+def _frames(prediction: Prediction, cost: str) -> torch.Tensor:
     if prediction.frames is None:
         raise ValueError(f"the {cost} cost scores predicted frames, but the model predicted none.")
-    return prediction.frames[:, -1]
+    return prediction.frames
 
 
 class PixelMSECost:
-    """Mean squared pixel error between the last predicted frame and the goal frame."""
+    """Mean squared pixel error between each predicted frame and the goal frame."""
 
     name = "pixel_mse"
     needs_frames = True
 
     def __call__(self, prediction: Prediction, goal: Goal) -> torch.Tensor:
-        last = _last_frames(prediction, self.name)
-        return (last - goal.frame.to(last.device)).pow(2).mean(dim=(1, 2, 3))
+        frames = _frames(prediction, self.name)
+        return (frames - goal.frame.to(frames.device)).pow(2).mean(dim=(2, 3, 4))
 
 
 class BlockPoseCost:
-    """The block pose read off the last predicted frame and off the goal frame by a learned readout."""
+    """The block pose read off each predicted frame and off the goal frame by a learned readout."""
 
     name = "block_pose"
     needs_frames = True
@@ -59,15 +79,15 @@ class BlockPoseCost:
 
     @torch.no_grad()
     def __call__(self, prediction: Prediction, goal: Goal) -> torch.Tensor:
-        last = _last_frames(prediction, self.name)
+        frames = _frames(prediction, self.name)
         device = next(self.readout.parameters()).device
-        poses = self.readout.pose(torch.cat([last.to(device), goal.frame[None].to(device)]))
-        predicted, target = poses[:-1], poses[-1]
-        return pose_cost(predicted[:, :2], predicted[:, 2], target[:2], target[2])
+        poses = self.readout.pose(torch.cat([frames.flatten(0, 1).to(device), goal.frame[None].to(device)]))
+        predicted, target = poses[:-1].unflatten(0, frames.shape[:2]), poses[-1]
+        return pose_cost(predicted[..., :2], predicted[..., 2], target[:2], target[2])
 
 
 class StatePoseCost:
-    """The pose cost on the simulator's predicted block state: the oracle's ceiling for ``BlockPoseCost``."""
+    """The pose cost on the simulator's predicted block states: the oracle's ceiling for ``BlockPoseCost``."""
 
     name = "state_pose"
     needs_frames = False
@@ -77,9 +97,9 @@ class StatePoseCost:
             raise ValueError(
                 "the state_pose cost needs predicted simulator states: use it with the oracle model."
             )
-        last = torch.as_tensor(prediction.states[:, -1], dtype=torch.float64)
+        states = torch.as_tensor(prediction.states, dtype=torch.float64)
         target = torch.as_tensor(goal.state, dtype=torch.float64)
-        return pose_cost(last[:, 2:4], last[:, 4], target[2:4], target[4])
+        return pose_cost(states[..., 2:4], states[..., 4], target[2:4], target[4])
 
 
 Cost = PixelMSECost | BlockPoseCost | StatePoseCost

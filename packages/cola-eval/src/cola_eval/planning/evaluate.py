@@ -9,7 +9,7 @@ runs.
 """
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 import numpy as np
@@ -18,7 +18,7 @@ from cola_train.data import Episode, pusht_state, render_frame
 from tqdm import tqdm
 
 from cola_eval.planning.config import PlanningConfig
-from cola_eval.planning.costs import BlockPoseCost, Cost, Goal, PixelMSECost, StatePoseCost
+from cola_eval.planning.costs import BlockPoseCost, Cost, Goal, PixelMSECost, StatePoseCost, score_plans
 from cola_eval.planning.models import Observation, SimulatorModel, WorldModel, env_target
 from cola_eval.planning.mpc import MPCPlanner
 from cola_eval.planning.protocol import (
@@ -62,6 +62,23 @@ def resolve_model(model: str | WorldModel | SimulatorModel) -> WorldModel | Simu
     raise ValueError(f"unknown model {model!r}; pass 'oracle', 'random' or a WorldModel(wm, adapter).")
 
 
+def make_cost_fn(
+    model: WorldModel | SimulatorModel,
+    cost: Cost,
+    observation: Observation,
+    goal: Goal,
+    config: PlanningConfig,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The planner's objective at ``observation``: normalised candidates ``[S, H, 2]`` -> a cost per plan."""
+
+    def cost_fn(candidates: torch.Tensor) -> torch.Tensor:
+        deltas = candidates.numpy() * config.max_delta
+        step_costs = cost(model.predict(observation, deltas, cost.needs_frames), goal)
+        return score_plans(step_costs, config.plan_score)
+
+    return cost_fn
+
+
 def run_pair(
     episode: Episode,
     pair: PlanningPair,
@@ -84,11 +101,7 @@ def run_pair(
             actions = random_policy.uniform(-1.0, 1.0, size=(1, 2))
         else:
             observation = Observation(env, frames_to_tensor(render_frame(env)), pusht_state(env)[:2])
-
-            def cost_fn(candidates: torch.Tensor, observation: Observation = observation) -> torch.Tensor:
-                deltas = candidates.numpy() * config.max_delta
-                return cost(model.predict(observation, deltas, cost.needs_frames), goal)
-
+            cost_fn = make_cost_fn(model, cost, observation, goal, config)
             started = time.perf_counter()
             actions = planner.plan(cost_fn).numpy()
             step_seconds.append(time.perf_counter() - started)

@@ -21,6 +21,14 @@ def _sample(mean: torch.Tensor, std: torch.Tensor, samples: int, generator: torc
     return (mean + std * noise).clamp(-1.0, 1.0)
 
 
+def _cheapest(costs: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of the ``count`` lowest costs, ties broken at random. With a plain argsort, samples that all
+    cost the same (no candidate touches the block yet) would always yield the first indices, among them the
+    unperturbed mean, and the search would stand still instead of exploring."""
+    order = torch.randperm(len(costs), generator=generator)
+    return order[costs[order].argsort(stable=True)[:count]]
+
+
 def _score(cost_fn: CostFn, candidates: torch.Tensor) -> torch.Tensor:
     costs = cost_fn(candidates)
     if costs.shape != candidates.shape[:1]:
@@ -41,7 +49,7 @@ def cem(
     std = torch.full_like(mean, config.init_std)
     for _ in range(config.iterations):
         candidates = _sample(mean, std, config.samples, generator)
-        elites = candidates[_score(cost_fn, candidates).argsort()[: config.elites]]
+        elites = candidates[_cheapest(_score(cost_fn, candidates), config.elites, generator)]
         mean = elites.mean(0)
         std = elites.std(0, unbiased=False).clamp_min(config.min_std) if len(elites) > 1 else std
     return mean
