@@ -22,9 +22,9 @@ def _sample(mean: torch.Tensor, std: torch.Tensor, samples: int, generator: torc
 
 
 def _cheapest(costs: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
-    """Indices of the ``count`` lowest costs, ties broken at random. With a plain argsort, samples that all
-    cost the same (no candidate touches the block yet) would always yield the first indices, among them the
-    unperturbed mean, and the search would stand still instead of exploring."""
+    """Indices of the ``count`` lowest costs, ties broken at random. When all samples cost the same (no
+    candidate touches the block yet), a plain argsort would always keep the first indices, among them the
+    unperturbed mean: a bias towards the current plan that nothing in the costs asked for."""
     order = torch.randperm(len(costs), generator=generator)
     return order[costs[order].argsort(stable=True)[:count]]
 
