@@ -226,6 +226,9 @@ def _prepare_run_dir(run_dir: Path, resolved: dict[str, Any], resume: bool, cont
         differences = config_differences(_with_defaults(json.loads(config_file.read_text())), resolved)
         if differences:
             raise ValueError(_mismatch_message(run_dir, differences))
+    # Every rank checks before the main rank writes: a rank that looked after the write would take this
+    # fresh run for an old one and stop.
+    barrier(context)
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(config_file, resolved)
