@@ -72,7 +72,7 @@ def test_nan_costs_are_never_chosen():
 
 def test_cem_breaks_ties_at_random():
     """When every sample costs the same (no candidate touches the block yet), the elite must be a random
-    draw, not the first index, which always holds the unperturbed mean: a plan that stands still."""
+    draw, not the first index, which always holds the unperturbed mean."""
     config = PlanningConfig(horizon=2, samples=32, iterations=1, elite_fraction=1 / 32)
     picks = []
     for seed in range(4):
