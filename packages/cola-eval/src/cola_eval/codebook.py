@@ -7,36 +7,53 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 
 from cola_eval.batches import clip_batches
 
-CODEBOOK_CURVES = ("utilization", "perplexity", "entropy", "max_share")
+if TYPE_CHECKING:
+    from cola_lam import CodebookGeometry
+
+CODEBOOK_CURVES = ("utilization", "perplexity", "entropy", "max_share", "latent_spread", "code_spread")
 
 
 @dataclass
 class CodebookUsage:
-    """Code picks over a dataset: per codebook entry, and per combined latent action (one code per token)."""
+    """Code picks over a dataset: per codebook entry, and per combined latent action (one code per token);
+    with ``geometry``, how far apart the IDM's outputs and the used codes lie (``cola_lam.code_geometry``),
+    which catches an IDM that gives every clip the same action while the picks still spread."""
 
     code_counts: torch.Tensor  # int64 [num_codes], over all tokens
     action_counts: Counter  # (code_token0, code_token1, ...) -> number of transitions
     num_transitions: int
+    geometry: CodebookGeometry | None = None
 
     def health(self) -> dict[str, Any]:
+        """Usage stats, the geometry (latent_spread, latent_rank, code_spread) when known, and the collapse
+        warnings of both."""
         from cola_lam import CodebookStats, collapse_warnings
 
         stats = CodebookStats.from_counts(self.code_counts)
+        geometry = {}
+        if self.geometry is not None:
+            geometry = {
+                "latent_spread": self.geometry.latent_spread,
+                "latent_rank": self.geometry.latent_effective_rank,
+                "code_spread": self.geometry.used_code_spread,
+            }
         return {
             "utilization": stats.utilization,
             "perplexity": stats.perplexity,
             "entropy": stats.entropy,
             "max_share": stats.max_share,
+            **geometry,
             "distinct_actions": len(self.action_counts),
             "n_transitions": self.num_transitions,
             "n_tokens": int(self.code_counts.sum()),
-            "collapse_warnings": collapse_warnings(stats),
+            "collapse_warnings": collapse_warnings(stats, self.geometry),
         }
 
     def ranked_actions(self) -> list[tuple[tuple[int, ...], float]]:
@@ -48,19 +65,29 @@ class CodebookUsage:
 def codebook_usage(
     lam: Any, dataset: Sequence[dict[str, Any]], batch_size: int = 16, max_clips: int | None = None
 ) -> CodebookUsage:
-    """Encode every clip and count the codes the quantizer picks."""
+    """Encode every clip, count the codes the quantizer picks, and measure the geometry of the IDM's outputs
+    (as the quantizer sees them: unit-norm with ``l2_normalize``) and of the codes used."""
+    from cola_lam import code_geometry
+
     device = next(lam.parameters()).device
     num_codes = lam.config.num_codes
     code_counts = torch.zeros(num_codes, dtype=torch.int64)
     action_counts: Counter = Counter()
     transitions = 0
+    latents = []
     for batch in clip_batches(dataset, batch_size, max_clips, "codebook"):
-        indices = lam.encode(batch["video"].to(device)).indices.cpu()  # [B, T-1, tokens]
+        outputs = lam.idm(batch["video"].to(device))  # [B, T-1, tokens, code_dim]
+        indices = lam.quantizer(outputs).indices.cpu()  # [B, T-1, tokens]
         code_counts += torch.bincount(indices.flatten(), minlength=num_codes)
         flat = indices.flatten(0, 1)
         action_counts.update(tuple(row) for row in flat.tolist())
         transitions += flat.shape[0]
-    return CodebookUsage(code_counts=code_counts, action_counts=action_counts, num_transitions=transitions)
+        outputs = outputs.flatten(0, -2).float()
+        latents.append((F.normalize(outputs, dim=-1) if lam.quantizer.l2_normalize else outputs).cpu())
+    geometry = code_geometry(torch.cat(latents), lam.quantizer.codes(), code_counts > 0)
+    return CodebookUsage(
+        code_counts=code_counts, action_counts=action_counts, num_transitions=transitions, geometry=geometry
+    )
 
 
 def read_training_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

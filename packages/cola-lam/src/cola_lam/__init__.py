@@ -6,9 +6,20 @@ from .idm import InverseDynamicsModel
 from .kernels import nearest_code
 from .model import LatentActionModel
 from .quantizer import VectorQuantizer, VQOutput
-from .stats import CodebookStats, codebook_stats, collapse_warnings
+from .stats import (
+    MIN_CODE_SPREAD,
+    MIN_LATENT_SPREAD,
+    CodebookGeometry,
+    CodebookStats,
+    code_geometry,
+    codebook_stats,
+    collapse_warnings,
+)
 
 __all__ = [
+    "MIN_CODE_SPREAD",
+    "MIN_LATENT_SPREAD",
+    "CodebookGeometry",
     "CodebookStats",
     "InverseDynamicsModel",
     "LAMConfig",
@@ -16,6 +27,7 @@ __all__ = [
     "LatentActionModel",
     "VQOutput",
     "VectorQuantizer",
+    "code_geometry",
     "codebook_stats",
     "collapse_warnings",
     "nearest_code",

@@ -15,10 +15,11 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cola_train.augment import random_resized_crop
@@ -40,11 +41,15 @@ from cola_train.distributed import (
     barrier,
     broadcast_module_state,
     full_state_dict,
+    full_tensor,
     wrap_model,
 )
 from cola_train.metrics_log import MetricsLog
 from cola_train.optim import EMA, build_optimizer, lr_factor, set_learning_rates
 from cola_train.stages import CoLAModels, StagePlan, plan_stage
+
+if TYPE_CHECKING:
+    from cola_lam import CodebookGeometry
 
 logger = logging.getLogger("cola_train")
 
@@ -335,17 +340,50 @@ class _LogWindow:
         return rate, codes
 
 
-def _codebook_record(codes: torch.Tensor, num_codes: int) -> tuple[dict[str, float], list[str]]:
+def _codebook_geometry(
+    models: CoLAModels, used: torch.Tensor, context: DistContext
+) -> CodebookGeometry | None:
+    """Geometry of the quantizer's recent inputs (its restart ring buffer, every rank's) and of the ``used``
+    codes (indices, or a mask); None while the buffer is empty (a LAM that has not trained in this process;
+    a frozen LAM keeps the inputs of its last training). Collective: every rank calls it at the same step."""
+    from cola_lam import code_geometry
+
+    quantizer = models.lam.quantizer
+    count = int(quantizer.recent_count)
+    if count == 0:
+        return None
+    latents = all_gather_cat(quantizer.recent_inputs[:count], context)
+    # Gather the FSDP shard before normalizing, as quantizer.codes() would.
+    codebook = full_tensor(quantizer.codebook.detach())
+    codebook = F.normalize(codebook, dim=-1) if quantizer.l2_normalize else codebook
+    return code_geometry(latents, codebook, used)
+
+
+def _geometry_record(geometry: CodebookGeometry | None) -> dict[str, float]:
+    if geometry is None:
+        return {}
+    return {
+        "latent_spread": geometry.latent_spread,
+        "latent_rank": geometry.latent_effective_rank,
+        "code_spread": geometry.used_code_spread,
+    }
+
+
+def _codebook_record(
+    codes: torch.Tensor, models: CoLAModels, context: DistContext
+) -> tuple[dict[str, float], list[str]]:
     from cola_lam import codebook_stats, collapse_warnings
 
-    stats = codebook_stats(codes, num_codes)
+    stats = codebook_stats(codes, models.lam.config.num_codes)
+    geometry = _codebook_geometry(models, codes, context)
     record = {
         "utilization": stats.utilization,
         "entropy": stats.entropy,
         "perplexity": stats.perplexity,
         "max_share": stats.max_share,
+        **_geometry_record(geometry),
     }
-    return record, collapse_warnings(stats)
+    return record, collapse_warnings(stats, geometry)
 
 
 def _log_step(
@@ -370,7 +408,7 @@ def _log_step(
         "steps_per_s": steps_per_s,
     }
     if codes is not None:
-        stats, warnings = _codebook_record(codes, session.models.lam.config.num_codes)
+        stats, warnings = _codebook_record(codes, session.models, session.context)
         record.update(stats)
         record["collapse"] = bool(warnings)
         if warnings:
@@ -421,8 +459,10 @@ class _AdaptiveWarmup:
         previous = sum(list(self.losses)[: self.window]) / self.window
         recent = sum(list(self.losses)[self.window :]) / self.window
         improvement = (previous - recent) / max(abs(previous), 1e-12)
-        stats = CodebookStats.from_counts(torch.tensor(self.usage).sum(0))
-        warnings = collapse_warnings(stats)
+        counts = torch.tensor(self.usage).sum(0)
+        stats = CodebookStats.from_counts(counts)
+        geometry = _codebook_geometry(session.models, counts > 0, session.context)
+        warnings = collapse_warnings(stats, geometry)
         stop = improvement < self.threshold and not warnings
         reason = (
             f"loss improved {improvement:.4f} (< {self.threshold}) over the last {self.window} steps and "
@@ -441,6 +481,7 @@ class _AdaptiveWarmup:
                 "utilization": stats.utilization,
                 "entropy": stats.entropy,
                 "max_share": stats.max_share,
+                **_geometry_record(geometry),
                 "stop": stop,
             },
             f"adaptive warm-up at step {done}: " + ("ending, " if stop else "") + reason,
