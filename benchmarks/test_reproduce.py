@@ -267,3 +267,16 @@ def test_smoke_run_is_killed_then_resumes_to_complete_results(tmp_path):
         ] or run in ("warmup-1of4", "warmup-1of2")
     table = (out / "results.md").read_text()
     assert "paper claim holds?" in table and "unavailable" in table
+    assert "moving-pixel delta-PSNR (dB)" in table and "agent error, shuffled (px)" in table
+    stats = results["stats"]["warmup-1of8"]
+    # PushT clips: every controllability score is measured.
+    for key in (
+        "moving_delta_psnr",
+        "inferred/agent_error",
+        "shuffled/agent_error",
+        "inferred/action_recovery",
+    ):
+        assert stats[key]["mean"] is not None, key
+    evaluation = json.loads((out / "runs" / "seed0" / "two-stage" / "evaluation.json").read_text())
+    assert evaluation["counts"]["rollout_agent_frames"] == evaluation["counts"]["rollout_frames"] > 0
+    assert "copy/agent_error" in evaluation["metrics"] and "copy/action_recovery" not in evaluation["metrics"]

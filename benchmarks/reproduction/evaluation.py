@@ -184,11 +184,12 @@ class SharedEvaluation:
 
 
 def evaluate_run(run_dir: Path, shared: SharedEvaluation, plan: bool) -> dict[str, Any]:
-    """Rollout PSNR/SSIM (+ LPIPS, FVD where weights exist), delta-PSNR, adapter degradation, codebook health,
-    linear probe and (``plan``) PushT planning of one finished run."""
+    """Rollout PSNR/SSIM (+ LPIPS, FVD where weights exist), the controllability scores (moving-pixel PSNR,
+    agent position error, action recovery; delta-PSNR over all and over the moving pixels), adapter
+    degradation, codebook health, linear probe and (``plan``) PushT planning of one finished run."""
     from cola_eval import codebook_usage, evaluate_rollouts, fvd, probe_latent_actions, train_adapter
     from cola_eval.adapter import adapter_accuracy
-    from cola_eval.rollout import from_uint8
+    from cola_eval.rollout import WORLD_MODEL_SOURCES, from_uint8
     from cola_train import load_trained
 
     settings = shared.settings
@@ -210,11 +211,15 @@ def evaluate_run(run_dir: Path, shared: SharedEvaluation, plan: bool) -> dict[st
     accuracy = adapter_accuracy(adapter, lam, accuracy_clips)
     lam, wm, adapter = lam.to(shared.device), wm.to(shared.device), adapter.to(shared.device)
 
+    # Shuffled actions come from another evaluated clip, so they need two; copy is the no-motion baseline.
+    sources = ["inferred", "adapter", "shuffled", "random", "copy"]
+    if min(max_clips, len(shared.held_out)) < 2:
+        sources.remove("shuffled")
     rollouts = evaluate_rollouts(
         wm,
         lam,
         shared.held_out,
-        sources=("inferred", "adapter", "random"),
+        sources=sources,
         adapter=adapter,
         num_context=1,
         steps=int(settings.get("sampling_steps", 10)),
@@ -243,7 +248,16 @@ def evaluate_run(run_dir: Path, shared: SharedEvaluation, plan: bool) -> dict[st
                 from_uint8(rollouts.videos(source)),
                 batch_size=batch,
             )
+        _controllability(metrics, unavailable, source, scores, source in WORLD_MODEL_SOURCES)
     metrics["delta_psnr"] = rollouts.delta_psnr()
+    metrics["moving_delta_psnr"] = rollouts.moving_pixel_delta_psnr()
+    if metrics["moving_delta_psnr"] is None:
+        unavailable["moving_delta_psnr"] = UNMEASURED["moving_psnr"]
+    metrics["agent_error_ratio"] = rollouts.agent_error_ratio() if "shuffled" in summary else None
+    if metrics["agent_error_ratio"] is None:
+        unavailable["agent_error_ratio"] = (
+            UNMEASURED["agent_error"] if "shuffled" in summary else "one evaluated clip: no shuffled rollouts"
+        )
     # Adapter robustness (the paper's FVD 74.65 -> 93.68 vs 73.54 -> 115.45): how much worse the world model
     # simulates when driven by real actions through the adapter than by the IDM's own codes.
     metrics["adapter_degradation/psnr_db"] = summary["inferred"]["psnr"] - summary["adapter"]["psnr"]
@@ -283,6 +297,9 @@ def evaluate_run(run_dir: Path, shared: SharedEvaluation, plan: bool) -> dict[st
         "counts": {
             "rollout_clips": summary["inferred"]["n_clips"],
             "rollout_frames": summary["inferred"]["n_frames"],
+            "rollout_moving_frames": summary["inferred"]["n_moving_frames"],
+            "rollout_agent_frames": summary["inferred"]["n_agent_frames"],
+            "rollout_action_tokens": summary["inferred"]["n_action_tokens"],
             "codebook_transitions": health["n_transitions"],
             "probe_test_transitions": probe["embedding"]["n_test"],
             "planning_pairs": planning["num_pairs"] if planning else 0,
@@ -290,3 +307,26 @@ def evaluate_run(run_dir: Path, shared: SharedEvaluation, plan: bool) -> dict[st
         "planning": planning,
         "settings": {"frames": shared.frames, **settings, "planning": shared.planning_settings},
     }
+
+
+UNMEASURED = {
+    "moving_psnr": "no pixel moved in the evaluated clips",
+    "agent_error": "the clips carry no PushT agent states",
+    "action_recovery": "no world-model rollout",
+}
+
+
+def _controllability(
+    metrics: dict[str, float | None],
+    unavailable: dict[str, str],
+    source: str,
+    scores: dict[str, Any],
+    world_model: bool,
+) -> None:
+    """One source's moving-pixel PSNR, agent error (px) and action recovery (%, world-model sources only)."""
+    for key in ("moving_psnr", "agent_error", "action_recovery"):
+        if key == "action_recovery" and not world_model:
+            continue
+        metrics[f"{source}/{key}"] = scores[key]
+        if scores[key] is None:
+            unavailable[f"{source}/{key}"] = UNMEASURED[key]

@@ -18,6 +18,10 @@ METHOD_COLUMNS = (
     ("inferred/lpips", "LPIPS"),
     ("inferred/fvd", "FVD"),
     ("delta_psnr", "delta-PSNR (dB)"),
+    ("moving_delta_psnr", "moving-pixel delta-PSNR (dB)"),
+    ("inferred/agent_error", "agent error, inferred (px)"),
+    ("shuffled/agent_error", "agent error, shuffled (px)"),
+    ("inferred/action_recovery", "action recovery (%)"),
     ("codebook/utilization", "code utilization"),
     ("codebook/entropy", "code entropy (nats)"),
     ("probe/r2", "probe R^2"),
@@ -351,7 +355,12 @@ def write_summary(experiment: Any, out: Path, methods: dict[str, str], runs: lis
     lines.append(
         "Cells are mean +- sample std over seeds of held-out-episode scores. PSNR/SSIM: world-model "
         "rollouts from one real frame driven by the IDM's latent actions of the true clip. delta-PSNR: "
-        "that PSNR minus the PSNR with random codes. adapter drop: PSNR with the IDM's codes minus "
+        "that PSNR minus the PSNR with random codes; moving-pixel delta-PSNR: the same over the pixels "
+        "where the true future differs from the first frame. agent error: distance in frame px between "
+        "the PushT agent read off the predicted frames and its true position, with the IDM's codes of "
+        "the clip (inferred) and of another held-out clip (shuffled): inferred well below shuffled means "
+        "the world model follows its actions. action recovery: % of latent-action tokens the IDM names "
+        "the same on the predicted clip as on the true one. adapter drop: PSNR with the IDM's codes minus "
         "PSNR with the action adapter fed the real actions (smaller is more robust). probe R^2: a "
         "linear map from latent actions to real actions."
     )

@@ -22,6 +22,7 @@ FAST = [
     "--device",
     "cpu",
 ]
+SOURCES = ("inferred", "adapter", "shuffled", "random", "copy")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def test_report_renders_from_a_tiny_trained_run(tiny_run, tmp_path, monkeypatch)
     report = json.loads((out / "report.json").read_text())
     [row] = report["runs"]
     metrics = row["metrics"]
-    for source in ("inferred", "adapter", "random"):
+    for source in SOURCES:
         assert metrics[f"{source}/psnr"]["n"] == 4 * 3 and metrics[f"{source}/psnr"]["value"] is not None
         assert metrics[f"{source}/ssim"]["value"] is not None
         # No weights here: FVD/LPIPS are reported as unavailable with the reason, never as numbers.
@@ -78,6 +79,27 @@ def test_report_renders_from_a_tiny_trained_run(tiny_run, tmp_path, monkeypatch)
     assert metrics["delta_psnr"]["value"] == pytest.approx(
         metrics["inferred/psnr"]["value"] - metrics["random/psnr"]["value"]
     )
+    # The controllability table leads report.json: every source with its counts (PushT data: agent states).
+    assert next(iter(report)) == "controllability" and row["sources"] == [*SOURCES]
+    table = report["controllability"][row["run"]]
+    assert list(table["sources"]) == [*SOURCES]
+    for source in SOURCES:
+        assert metrics[f"{source}/psnr"]["n"] == metrics[f"{source}/agent_error"]["n"] == 4 * 3
+        assert metrics[f"{source}/agent_error"]["value"] >= 0
+        assert 0 < metrics[f"{source}/moving_psnr"]["n"] <= 4 * 3
+        assert table["sources"][source]["agent_error"] == metrics[f"{source}/agent_error"]
+        recovery = metrics[f"{source}/action_recovery"]
+        if source == "copy":
+            assert recovery["value"] is None and "not a world-model rollout" in recovery["unavailable"]
+        else:
+            assert recovery["n"] == 4 * 3 * 2 and 0 <= recovery["value"] <= 100
+    assert metrics["moving_delta_psnr"]["value"] == pytest.approx(
+        metrics["inferred/moving_psnr"]["value"] - metrics["random/moving_psnr"]["value"]
+    )
+    assert metrics["agent_error_ratio"]["value"] == pytest.approx(
+        metrics["inferred/agent_error"]["value"] / metrics["shuffled/agent_error"]["value"]
+    )
+    assert table["delta_psnr"] == metrics["delta_psnr"]
     assert metrics["codebook/utilization"]["n"] == 4 * 3
     assert metrics["probe/embedding/r2"]["n"] > 0 and metrics["probe/one_hot/mse"]["value"] is not None
     for paths in row["files"].values():
@@ -87,6 +109,9 @@ def test_report_renders_from_a_tiny_trained_run(tiny_run, tmp_path, monkeypatch)
     assert {".png", ".gif", ".mp4", ".md", ".json"} <= suffixes
     markdown = (out / "report.md").read_text()
     assert "| run |" in markdown and "delta_psnr" in markdown and "Unavailable metrics" in markdown
+    assert markdown.index("## Controllability") < markdown.index("## Rollouts")
+    assert "| run | source | PSNR (dB) | moving-pixel PSNR (dB) | agent error (px) |" in markdown
+    assert "moving-pixel delta-PSNR (dB)" in markdown and "agent error inferred/shuffled" in markdown
 
 
 def test_run_without_checkpoint_is_a_clear_error(tiny_run, tmp_path):

@@ -4,6 +4,14 @@ health, linear probes, the action adapter, visual planning on PushT, code atlase
 from cola_eval.adapter import ActionAdapter, AdapterConfig, adapter_accuracy, train_adapter
 from cola_eval.atlas import code_atlas, write_atlas
 from cola_eval.codebook import CodebookUsage, codebook_usage, plot_training_curves, read_training_metrics
+from cola_eval.controllability import (
+    agent_position_error,
+    agent_positions,
+    masked_psnr,
+    moving_mask,
+    moving_pixel_psnr,
+    pusht_agent_positions,
+)
 from cola_eval.fvd import fvd, i3d_features, load_i3d
 from cola_eval.i3d import InceptionI3d
 from cola_eval.lpips import LPIPS, load_lpips, lpips_distance
@@ -12,14 +20,24 @@ from cola_eval.planning import PlanningConfig, StateReadout, evaluate_planning, 
 from cola_eval.planning import WorldModel as PlanningWorldModel
 from cola_eval.probe import LinearProbe, fit_linear_probe, probe_latent_actions, regression_scores
 from cola_eval.report import ReportOptions, write_report
-from cola_eval.rollout import RolloutEvaluation, evaluate_rollouts, latent_actions, rollout
+from cola_eval.rollout import (
+    ROLLOUT_SOURCES,
+    Controllability,
+    RolloutEvaluation,
+    action_matches,
+    evaluate_rollouts,
+    latent_actions,
+    rollout,
+)
 from cola_eval.weights import WeightsSource, WeightsUnavailable
 
 __all__ = [
     "LPIPS",
+    "ROLLOUT_SOURCES",
     "ActionAdapter",
     "AdapterConfig",
     "CodebookUsage",
+    "Controllability",
     "InceptionI3d",
     "LinearProbe",
     "PlanningConfig",
@@ -29,7 +47,10 @@ __all__ = [
     "StateReadout",
     "WeightsSource",
     "WeightsUnavailable",
+    "action_matches",
     "adapter_accuracy",
+    "agent_position_error",
+    "agent_positions",
     "code_atlas",
     "codebook_usage",
     "evaluate_planning",
@@ -43,9 +64,13 @@ __all__ = [
     "load_i3d",
     "load_lpips",
     "lpips_distance",
+    "masked_psnr",
+    "moving_mask",
+    "moving_pixel_psnr",
     "plot_training_curves",
     "probe_latent_actions",
     "psnr",
+    "pusht_agent_positions",
     "read_training_metrics",
     "regression_scores",
     "rollout",
