@@ -269,7 +269,16 @@ def evaluate_run(run_dir: Path, shared: SharedEvaluation, plan: bool) -> dict[st
     metrics["adapter/accuracy"] = accuracy
 
     health = codebook_usage(lam, shared.held_out, batch, max_clips).health()
-    for key in ("utilization", "entropy", "perplexity", "max_share", "distinct_actions"):
+    for key in (
+        "utilization",
+        "entropy",
+        "perplexity",
+        "max_share",
+        "distinct_actions",
+        "latent_spread",
+        "latent_rank",
+        "code_spread",
+    ):
         metrics[f"codebook/{key}"] = float(health[key])
     probe = probe_latent_actions(
         lam,

@@ -101,6 +101,23 @@ def test_report_renders_from_a_tiny_trained_run(tiny_run, tmp_path, monkeypatch)
     )
     assert table["delta_psnr"] == metrics["delta_psnr"]
     assert metrics["codebook/utilization"]["n"] == 4 * 3
+    for key in ("latent_spread", "latent_rank", "code_spread"):  # per token: 2 tokens per action
+        assert metrics[f"codebook/{key}"]["n"] == 4 * 3 * 2 and metrics[f"codebook/{key}"]["value"] >= 0
+    # The code atlas: two DiT windows from held-out start frames, the real clip and its true actions first.
+    atlas = row["atlas"]
+    assert (atlas["window"], atlas["num_context"], atlas["horizon"]) == (4, 1, 2 * 4 - 1)
+    kinds = [r["kind"] for r in atlas["rows"]]
+    distinct = int(metrics["codebook/distinct_actions"]["value"])
+    assert kinds[:2] == ["real", "true"] and kinds.count("top") == min(8, distinct)
+    starts = atlas["start_frames"]
+    assert 1 <= starts <= 3
+    for atlas_row in atlas["rows"]:
+        assert atlas_row["static_psnr"]["n"] == starts * atlas["horizon"]
+        assert (
+            atlas_row["agent_distance"]["n"] == starts and len(atlas_row["agent_displacement"]["value"]) == 2
+        )
+    assert atlas["rows"][1]["psnr"]["n"] == starts * atlas["horizon"]
+    assert len(row["files"]["code_atlas"]) == 3  # grid PNG, GIF, curves PNG
     assert metrics["probe/embedding/r2"]["n"] > 0 and metrics["probe/one_hot/mse"]["value"] is not None
     for paths in row["files"].values():
         for path in paths if isinstance(paths, list) else [paths]:
@@ -112,6 +129,7 @@ def test_report_renders_from_a_tiny_trained_run(tiny_run, tmp_path, monkeypatch)
     assert markdown.index("## Controllability") < markdown.index("## Rollouts")
     assert "| run | source | PSNR (dB) | moving-pixel PSNR (dB) | agent error (px) |" in markdown
     assert "moving-pixel delta-PSNR (dB)" in markdown and "agent error inferred/shuffled" in markdown
+    assert "## Code atlas" in markdown and "codebook/latent_spread" in markdown
 
 
 def test_run_without_checkpoint_is_a_clear_error(tiny_run, tmp_path):

@@ -15,11 +15,24 @@ from typing import Any
 
 import torch
 
+from cola_eval.rollout import ROLLOUT_SOURCES
 from cola_eval.weights import WeightsSource, WeightsUnavailable
 
 logger = logging.getLogger("cola_eval")
 
 FVD_MIN_FRAMES = 10
+# The leading table of report.md / report.json: per source, these scores (metric keys "{source}/{score}").
+CONTROLLABILITY_SCORES = {
+    "psnr": "PSNR (dB)",
+    "moving_psnr": "moving-pixel PSNR (dB)",
+    "agent_error": "agent error (px)",
+    "action_recovery": "action recovery (%)",
+}
+CONTROLLABILITY_CONTRASTS = {
+    "delta_psnr": "delta-PSNR (dB)",
+    "moving_delta_psnr": "moving-pixel delta-PSNR (dB)",
+    "agent_error_ratio": "agent error inferred/shuffled",
+}
 
 
 @dataclass
@@ -44,7 +57,7 @@ class ReportOptions:
     atlas_top: int = 8
     atlas_rare: int = 2
     atlas_contexts: int = 3
-    atlas_horizon: int = 6
+    atlas_horizon: int | None = None  # new frames per atlas rollout; default: two DiT windows in all
     videos: int = 4
     fvd_weights: WeightsSource = field(default_factory=WeightsSource)
     lpips_weights: WeightsSource = field(default_factory=WeightsSource)
@@ -131,7 +144,6 @@ def evaluate_run(
     run: Any, options: ReportOptions, networks: MetricNetworks, out_dir: Path, name: str
 ) -> dict[str, Any]:
     """All metrics of one trained run (a cola_train.TrainedRun); writes its plots and videos into out_dir."""
-    from cola_eval.atlas import code_atlas, write_atlas
     from cola_eval.codebook import codebook_usage, plot_training_curves, read_training_metrics
     from cola_eval.fvd import fvd
     from cola_eval.probe import probe_latent_actions
@@ -146,7 +158,11 @@ def evaluate_run(
     notes: list[str] = []
 
     adapter = None
-    sources = ["inferred", "random"]
+    sources = ["inferred", "random", "copy"]
+    if min(len(held_out), options.max_clips) >= 2:
+        sources.insert(1, "shuffled")
+    else:
+        notes.append("rollouts: one clip only, so no 'shuffled' source (it takes another clip's actions)")
     columns = _adapter_columns(options, held_out[0]["actions"].shape[-1])
     if options.adapter:
         from cola_eval.adapter import train_adapter
@@ -201,12 +217,14 @@ def evaluate_run(
                 batch_size=options.batch_size,
             )
             metrics[f"{source}/fvd"] = metric(value, scores["n_clips"])
-    metrics["delta_psnr"] = metric(rollouts.delta_psnr(), summary["inferred"]["n_frames"])
+    metrics.update(_controllability_metrics(rollouts))
 
     usage = codebook_usage(lam, held_out, options.batch_size, options.max_clips)
     health = usage.health()
     for key in ("utilization", "perplexity", "entropy", "max_share", "distinct_actions"):
         metrics[f"codebook/{key}"] = metric(health[key], health["n_transitions"])
+    for key in ("latent_spread", "latent_rank", "code_spread"):  # geometry of the IDM's outputs, per token
+        metrics[f"codebook/{key}"] = metric(health[key], health["n_tokens"])
     notes += [f"codebook: {w}" for w in health["collapse_warnings"]]
 
     probe = probe_latent_actions(
@@ -235,34 +253,123 @@ def evaluate_run(
         notes.append(f"training curves: {err}")
     files["psnr_over_horizon"] = str(_plot_horizon(rollouts, out_dir / f"{name}_psnr_over_horizon.png"))
     files["rollouts"] = _write_rollout_videos(rollouts, out_dir, name, options.videos)
-    contexts = torch.stack(
-        [held_out[i]["video"][: options.num_context] for i in _spread(len(held_out), options.atlas_contexts)]
-    )
-    entries = code_atlas(
-        lam,
-        wm,
-        contexts,
-        usage,
-        horizon=options.atlas_horizon,
-        num_top=options.atlas_top,
-        num_rare=options.atlas_rare,
-        steps=options.sampling_steps,
-        guidance_scale=options.guidance_scale,
-        seed=options.seed,
-    )
-    png, gif = write_atlas(
-        entries, out_dir, prefix=f"{name}_", scale=max(1, 96 // held_out[0]["video"].shape[-1])
-    )
-    files["code_atlas"] = [str(png), str(gif)]
+    atlas, atlas_files = _code_atlas(lam, wm, held_out, usage, options, out_dir, name, notes)
+    files["code_atlas"] = atlas_files
     return {
         "run": name,
+        "controllability": controllability_table(metrics, sources),
         "run_dir": str(run.run_dir),
         "frames": frames,
         "num_context": options.num_context,
         "sources": sources,
         "metrics": metrics,
+        "atlas": atlas,
         "files": files,
         "notes": notes,
+    }
+
+
+def _code_atlas(
+    lam: Any,
+    wm: Any,
+    held_out: Any,
+    usage: Any,
+    options: ReportOptions,
+    out_dir: Path,
+    name: str,
+    notes: list[str],
+) -> tuple[dict[str, Any], list[str]]:
+    """The code atlas from options.atlas_contexts held-out start frames over options.atlas_horizon new frames
+    (default: two DiT windows), with the real clip and its inferred actions as reference rows where a held-out
+    clip is that long; its numbers for report.json and its files (grid PNG, GIF, curves PNG)."""
+    from cola_eval.atlas import (
+        atlas_clips,
+        atlas_summary,
+        code_atlas,
+        default_horizon,
+        plot_atlas_curves,
+        write_atlas,
+    )
+    from cola_eval.controllability import has_pusht_agent_states
+
+    k = options.num_context
+    horizon = options.atlas_horizon or default_horizon(wm, k)
+    real = atlas_clips(held_out, k + horizon, options.atlas_contexts)
+    if real is None:
+        notes.append(f"code atlas: no held-out clip of {k + horizon} frames, so no real / true-actions rows")
+        picks = _spread(len(held_out), options.atlas_contexts)
+        context = torch.stack([held_out[i]["video"][:k] for i in picks])
+    else:
+        context = real[:, :k]
+    entries = code_atlas(
+        lam,
+        wm,
+        context,
+        usage,
+        horizon=horizon,
+        num_top=options.atlas_top,
+        num_rare=options.atlas_rare,
+        steps=options.sampling_steps,
+        guidance_scale=options.guidance_scale,
+        seed=options.seed,
+        real=real,
+        pusht=has_pusht_agent_states(held_out),
+    )
+    window = wm.config.num_frames
+    scale = max(1, 96 // context.shape[-1])
+    png, gif = write_atlas(entries, out_dir, prefix=f"{name}_", scale=scale, window=window)
+    curves = plot_atlas_curves(entries, out_dir / f"{name}_code_atlas_curves.png", window=window)
+    return atlas_summary(entries, window), [str(png), str(gif), str(curves)]
+
+
+def _controllability_metrics(rollouts: Any) -> dict[str, dict[str, Any]]:
+    """Moving-pixel PSNR, agent position error and action recovery of every source, and the contrasts:
+    delta-PSNR and moving-pixel delta-PSNR (inferred - random), agent error inferred / shuffled."""
+    out: dict[str, dict[str, Any]] = {}
+    table = rollouts.controllability()
+    no_states = "the clips carry no PushT agent states (state columns agent_x, agent_y)"
+    for source, scores in table.items():
+        out[f"{source}/moving_psnr"] = (
+            metric(scores.moving_psnr, scores.n_moving_frames)
+            if scores.moving_psnr is not None
+            else metric(None, 0, "no pixel moved in the evaluated clips")
+        )
+        out[f"{source}/agent_error"] = (
+            metric(scores.agent_error, scores.n_agent_frames)
+            if scores.agent_error is not None
+            else metric(None, 0, no_states)
+        )
+        out[f"{source}/action_recovery"] = (
+            metric(scores.action_recovery, scores.n_action_tokens)
+            if scores.action_recovery is not None
+            else metric(None, 0, "the copy baseline is not a world-model rollout")
+        )
+    inferred = table["inferred"]
+    out["delta_psnr"] = metric(rollouts.delta_psnr(), inferred.n_frames)
+    moving = rollouts.moving_pixel_delta_psnr()
+    out["moving_delta_psnr"] = (
+        metric(moving, inferred.n_moving_frames)
+        if moving is not None
+        else metric(None, 0, "no pixel moved in the evaluated clips")
+    )
+    if "shuffled" not in table:
+        out["agent_error_ratio"] = metric(None, 0, "no 'shuffled' rollouts (they need >= 2 clips)")
+    elif (ratio := rollouts.agent_error_ratio()) is None:
+        out["agent_error_ratio"] = metric(None, 0, no_states)
+    else:
+        out["agent_error_ratio"] = metric(ratio, inferred.n_agent_frames)
+    return out
+
+
+def controllability_table(metrics: dict[str, dict[str, Any]], sources: list[str]) -> dict[str, Any]:
+    """The report's leading table from a run's metrics: per source its CONTROLLABILITY_SCORES, then the
+    CONTROLLABILITY_CONTRASTS, each a metric() entry."""
+    return {
+        "sources": {
+            source: {score: metrics[f"{source}/{score}"] for score in CONTROLLABILITY_SCORES}
+            for source in sources
+        },
+        **{key: metrics[key] for key in CONTROLLABILITY_CONTRASTS},
     }
 
 
@@ -359,7 +466,7 @@ def _plot_comparison(rows: list[dict[str, Any]], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sources = [s for s in ("inferred", "adapter", "random") if any(f"{s}/psnr" in r["metrics"] for r in rows)]
+    sources = [s for s in ROLLOUT_SOURCES if any(f"{s}/psnr" in r["metrics"] for r in rows)]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     width = 0.8 / max(len(sources), 1)
     for panel, key in zip(axes, ("psnr", "ssim"), strict=True):
@@ -381,7 +488,7 @@ def _plot_comparison(rows: list[dict[str, Any]], path: Path) -> Path:
 
 
 SECTIONS = {
-    "Rollouts (predicted frames vs real)": ("inferred/", "adapter/", "random/", "delta_psnr"),
+    "Rollouts (predicted frames vs real)": (*(f"{source}/" for source in ROLLOUT_SOURCES), "delta_psnr"),
     "Codebook health (held-out set)": ("codebook/",),
     "Linear probe (latent -> real actions, held-out episodes)": ("probe/",),
     "Visual planning (PushT)": ("planning/",),
@@ -398,26 +505,124 @@ def _cell(entry: dict[str, Any] | None) -> str:
     return f"{text} (n={entry['n']})"
 
 
+def _only_in_controllability_table(key: str) -> bool:
+    """Keys of the leading table but for full-frame PSNR and delta-PSNR, which the Rollouts section keeps."""
+    if "/" in key:
+        score = key.rsplit("/", 1)[-1]
+        return score in CONTROLLABILITY_SCORES and score != "psnr"
+    return key in CONTROLLABILITY_CONTRASTS and key != "delta_psnr"
+
+
+def render_controllability(rows: list[dict[str, Any]]) -> list[str]:
+    """The leading section of report.md: per run and source the controllability scores, then the contrasts."""
+    lines = [
+        "## Controllability (do rollouts follow their actions?)",
+        "",
+        "| run | source | " + " | ".join(CONTROLLABILITY_SCORES.values()) + " |",
+        "|---" * (len(CONTROLLABILITY_SCORES) + 2) + "|",
+    ]
+    for r in rows:
+        for source, scores in r["controllability"]["sources"].items():
+            cells = " | ".join(_cell(scores[key]) for key in CONTROLLABILITY_SCORES)
+            lines.append(f"| {r['run']} | {source} | {cells} |")
+    lines += [
+        "",
+        "| run | " + " | ".join(CONTROLLABILITY_CONTRASTS.values()) + " |",
+        "|---" * (len(CONTROLLABILITY_CONTRASTS) + 1) + "|",
+    ]
+    for r in rows:
+        cells = " | ".join(_cell(r["controllability"][key]) for key in CONTROLLABILITY_CONTRASTS)
+        lines.append(f"| {r['run']} | {cells} |")
+    lines.append("")
+    return lines
+
+
+def render_atlas(rows: list[dict[str, Any]]) -> list[str]:
+    """The code-atlas section of report.md: per run and atlas row its share, the agent's final displacement
+    and distance from the start frame, the static PSNR and (true actions) the PSNR against the real clip."""
+    lines = [
+        "## Code atlas (one action held fixed from the same start frames, with the same noise)",
+        "",
+        "Rows: real = the held-out clip, true = the rollout with the IDM's actions of that clip, then "
+        "the most used (top) and least used (rare) combined codes, each repeated at every transition. "
+        "Agent displacement: (dx, dy) in frame px of the PushT agent at the last frame from where it is in "
+        "the start frame (mean over start frames); agent distance: its length. Static PSNR: each predicted "
+        "frame against the start frame over the pixels the agent covers in neither (a static-scene proxy: "
+        "the block should stay intact unless the agent pushes it; capped at 60 dB). Code separation: mean "
+        "distance between the final agent positions of two code rows from one start frame.",
+        "",
+        "| run | row | share (transitions) | agent displacement (px) | agent distance (px) "
+        "| static PSNR (dB) | PSNR vs real (dB) |",
+        "|---" * 7 + "|",
+    ]
+    for r in rows:
+        atlas = r["atlas"]
+        for row in atlas["rows"]:
+            what = row["kind"] if row["action"] is None else f"{row['kind']} {tuple(row['action'])}"
+            share = "-" if row["share"] is None else f"{row['share']:.1%} ({row['transitions']})"
+            move = row["agent_displacement"]
+            displacement = (
+                "n/a"
+                if move["value"] is None
+                else "({:+.1f}, {:+.1f})".format(*move["value"]) + f" (n={move['n']})"
+            )
+            cells = [
+                share,
+                displacement,
+                _cell(row["agent_distance"]),
+                _cell(row["static_psnr"]),
+                _cell(row.get("psnr")),
+            ]
+            lines.append(f"| {r['run']} | {what} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for r in rows:
+        atlas = r["atlas"]
+        lines.append(
+            f"- {r['run']}: {atlas['start_frames']} start frame(s), {atlas['num_context']} context + "
+            f"{atlas['horizon']} predicted frames (DiT window {atlas['window']}); code separation (px): "
+            f"{_cell(atlas['code_separation_px'])}"
+        )
+    lines.append("")
+    return lines
+
+
 def render_markdown(rows: list[dict[str, Any]], out_dir: Path) -> str:
     lines = ["# CoLA evaluation report", ""]
     lines.append(
-        "Each cell: value (n = number of samples it averages: predicted frames for rollout scores, "
-        "clips for FVD, transitions for codebook and probe scores, start/goal pairs for planning)."
+        "Each cell: value (n = number of samples it averages: predicted frames for rollout scores and the "
+        "agent error, predicted frames with a moving pixel for moving-pixel PSNR, latent-action tokens for "
+        "action recovery, clips for FVD, transitions for codebook and probe scores, start/goal pairs for "
+        "planning)."
     )
     lines.append(
-        "delta_psnr = PSNR(inferred actions) - PSNR(random actions). Rollout sources: inferred = the "
-        "IDM's latent actions of the true clip, adapter = the action adapter fed the real actions, "
-        "random = uniform random codes."
+        "Rollout sources: inferred = the IDM's latent actions of the true clip, adapter = the action adapter "
+        "fed the real actions, shuffled = the IDM's latent actions of another held-out clip, random = "
+        "uniform random codes, copy = the last context frame repeated (no world model). Moving-pixel PSNR: "
+        "over the pixels where the true future differs from the last context frame. Agent error: distance "
+        "in frame px between the PushT agent read off the predicted frame (by its blue) and its true "
+        "position. Action recovery: % of tokens the IDM names the same on the predicted clip as on the true "
+        "one. delta_psnr = PSNR(inferred) - PSNR(random); moving_delta_psnr the same over moving pixels; "
+        "agent_error_ratio = agent error(inferred) / agent error(shuffled) (< 1: the actions steer the "
+        "agent)."
     )
     lines.append("")
+    lines += render_controllability(rows)
     for title, prefixes in SECTIONS.items():
-        keys = list(dict.fromkeys(k for r in rows for k in r["metrics"] if k.startswith(prefixes)))
+        keys = list(
+            dict.fromkeys(
+                k
+                for r in rows
+                for k in r["metrics"]
+                if k.startswith(prefixes) and not _only_in_controllability_table(k)
+            )
+        )
         if not keys:
             continue
         lines += [f"## {title}", "", "| run | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
         for r in rows:
             lines.append(f"| {r['run']} | " + " | ".join(_cell(r["metrics"].get(k)) for k in keys) + " |")
         lines.append("")
+    lines += render_atlas(rows)
     unavailable = {
         f"{r['run']}: {k}": e["unavailable"]
         for r in rows
@@ -475,7 +680,11 @@ def write_report(
         names.add(name)
         rows.append(evaluate_run(run, options, networks, out_dir, name))
     _plot_comparison(rows, out_dir / "rollout_comparison.png")
-    report = {"options": _jsonable(asdict(options)), "runs": rows}
+    report = {
+        "controllability": {r["run"]: r["controllability"] for r in rows},
+        "options": _jsonable(asdict(options)),
+        "runs": rows,
+    }
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, allow_nan=True))
     (out_dir / "report.md").write_text(render_markdown(rows, out_dir))
     return report
