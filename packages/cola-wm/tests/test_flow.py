@@ -193,3 +193,43 @@ def test_bad_loss_and_sampler_arguments_raise():
         sample(model, video[:, :1], torch.zeros(1, 2, CONFIG.action_dim), num_frames=4)
     with pytest.raises(ValueError, match="steps"):
         sample(model, video[:, :1], num_frames=4, steps=0)
+
+
+def test_motion_weights_mark_what_moves_and_its_neighbours():
+    from cola_wm.flow import motion_weights
+
+    video = -torch.ones(1, 3, 3, 8, 8)
+    video[:, 2, :, 4, 4] = 1.0  # one pixel changes in the last frame only
+    weights = motion_weights(video, num_context=1, motion_weight=3.0)
+    assert weights.shape == (1, 2, 1, 8, 8)
+    assert torch.all(weights[0, 0] == 1.0)
+    assert weights[0, 1, 0, 3:6, 3:6].eq(4.0).all() and weights[0, 1].sum() == 64 + 3.0 * 9
+
+
+def test_motion_weighted_loss_matches_the_plain_loss_on_a_static_clip():
+    config = small_config()
+    model = pretrained_like(config).train()
+    static = random_video(2, config, frames=1).expand(2, 3, -1, -1, -1).contiguous()
+    plain = flow_matching_loss(model, static, None, generator=torch.Generator().manual_seed(0))
+    weighted = flow_matching_loss(
+        model, static, None, generator=torch.Generator().manual_seed(0), motion_weight=10.0
+    )
+    torch.testing.assert_close(weighted, plain)
+    moving = static.clone()
+    moving[:, 1:, :, 4:8, 4:8] = 1.0  # a square appears: a quarter of each target frame moves
+    assert not torch.allclose(
+        flow_matching_loss(
+            model, moving, None, generator=torch.Generator().manual_seed(0), motion_weight=10.0
+        ),
+        flow_matching_loss(model, moving, None, generator=torch.Generator().manual_seed(0)),
+    )
+
+
+@pytest.mark.parametrize(("weight", "context"), [(-1.0, 1), (float("inf"), 1), (2.0, 0)])
+def test_bad_motion_weight_raises(weight, context):
+    config = small_config()
+    model = pretrained_like(config)
+    with pytest.raises(ValueError, match="motion_weight"):
+        flow_matching_loss(
+            model, random_video(1, config, frames=3), None, num_context=context, motion_weight=weight
+        )

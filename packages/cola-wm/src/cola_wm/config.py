@@ -5,6 +5,8 @@ from typing import Any
 
 # What the network's last layer outputs; the model returns the velocity either way.
 PREDICTIONS = ("x0", "residual", "velocity")
+# Where the action conditioner's output enters the DiT.
+ACTION_INJECTIONS = ("adaln", "token", "both")
 
 
 @dataclass
@@ -25,6 +27,10 @@ class DiTConfig:
     makes a fresh model copy its last context frame, so training spends itself on what changes, which is what
     actions explain; without context frames it is plain ``"x0"``. With patches narrower than the width
     (e.g. 2x2 RGB patches, 12 values, at width 64) there is no bottleneck and ``"velocity"`` can do better.
+
+    ``action_injection``: ``"adaln"`` (default, the paper's) adds the actions' shift/scale/gate to every
+    block's AdaLN modulation; ``"token"`` adds a projection of frame i's action state to every patch token
+    of frame i at the input (DINO-WM); ``"both"`` does both. Each path starts at zero.
     """
 
     frame_size: int = 64
@@ -44,6 +50,7 @@ class DiTConfig:
     norm_eps: float = 1e-6
     prediction: str = "residual"
     min_flow_time: float = 0.05
+    action_injection: str = "adaln"
 
     def __post_init__(self) -> None:
         positive = (
@@ -86,6 +93,11 @@ class DiTConfig:
             raise ValueError(f"DiTConfig.action_dropout must be in [0, 1), got {self.action_dropout}")
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"DiTConfig.prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
+        if self.action_injection not in ACTION_INJECTIONS:
+            raise ValueError(
+                f"DiTConfig.action_injection must be one of {ACTION_INJECTIONS}, "
+                f"got {self.action_injection!r}"
+            )
         if not 0.0 < self.min_flow_time < 1.0:
             raise ValueError(f"DiTConfig.min_flow_time must be in (0, 1), got {self.min_flow_time}")
         if self.mlp_ratio <= 0 or self.norm_eps <= 0:

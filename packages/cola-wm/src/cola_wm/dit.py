@@ -180,8 +180,14 @@ class ActionConditionedDiT(nn.Module, PyTorchModelHubMixin):
         cond = self.time_embed(frame_time)
         time_modulation = [block.modulation(cond) for block in self.blocks]
         if actions is not None:
-            action_modulation = self.action_conditioner(actions).to(cond.dtype)
-            time_modulation = [m + action_modulation[:, :, i] for i, m in enumerate(time_modulation)]
+            action_modulation, token_shift = self.action_conditioner(actions)
+            if action_modulation is not None:
+                action_modulation = action_modulation.to(cond.dtype)
+                time_modulation = [m + action_modulation[:, :, i] for i, m in enumerate(time_modulation)]
+            if token_shift is not None:
+                patches = config.tokens_per_frame
+                shift = token_shift.to(tokens.dtype)[:, :, None, :].expand(-1, -1, patches, -1)
+                tokens = tokens + shift.reshape(batch, frames * patches, config.width)
 
         for block, modulation in zip(self.blocks, time_modulation, strict=True):
             tokens = block(tokens, modulation, frames)
