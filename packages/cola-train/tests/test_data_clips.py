@@ -41,6 +41,12 @@ def test_clip_shapes_values_and_alignment():
     assert torch.equal(item["actions"][:, 0], torch.tensor(frame_numbers, dtype=torch.float32))
     assert torch.equal(item["actions"][:, 1], torch.tensor(frame_numbers + 1000.0))
     assert item["states"].shape == (4, 3)
+    # transition i holds every action from clip frame i up to (not including) clip frame i + 1
+    transitions = item["transition_actions"]
+    assert transitions.shape == (3, 3, 2)
+    steps = torch.arange(item["start"], item["start"] + span - 1, dtype=torch.float32).view(3, 3)
+    assert torch.equal(transitions[..., 0], steps)
+    assert torch.equal(transitions[:, 0], item["actions"][:-1])
     first = dataset[0]
     assert first["episode"] == 0 and first["start"] == 0
 

@@ -32,16 +32,26 @@ class DataConfig:
     split: str = "train"
 
 
+ACTION_KINDS = ("latent", "real")
+
+
 @dataclass
 class ModelConfig:
     """Model presets plus per-field overrides (``lam`` keys are LAMConfig fields, ``wm`` keys DiTConfig
     fields).
+
+    ``actions``: what conditions the world model. ``"latent"`` (CoLA): the LAM's codes. ``"real"``: the
+    ground-truth-action ceiling, the dataset's own actions (columns ``real_action_columns`` of every
+    environment step a transition spans, standardised; see :mod:`cola_train.real_actions`) in place of the
+    LAM, which then neither trains nor is saved. The default columns are PushT's commanded deltas.
     """
 
     lam_preset: str = "tiny"
     wm_preset: str = "tiny"
     lam: dict[str, Any] = field(default_factory=dict)
     wm: dict[str, Any] = field(default_factory=dict)
+    actions: str = "latent"
+    real_action_columns: list[int] = field(default_factory=lambda: [2, 3])
 
 
 @dataclass
@@ -50,7 +60,8 @@ class TrainConfig:
 
     The global batch of ``batch_size`` clips is split into shards of ``micro_batch_size`` clips (0: the whole
     batch per process); every shard's noise comes from its own generator, so results do not depend on how many
-    processes share the shards.
+    processes share the shards. ``motion_weight``: the flow loss weights the pixels that move between the
+    context frame and each target frame ``1 + motion_weight`` times (``cola_wm.flow_matching_loss``).
     """
 
     batch_size: int = 8
@@ -58,6 +69,7 @@ class TrainConfig:
     num_context: int = 1
     time_sampling: str = "logit_normal"
     crop_scale_min: float = 0.7
+    motion_weight: float = 0.0
     log_every: int = 10
     checkpoint_every: int = 200
     keep_checkpoints: int = 2
@@ -190,6 +202,23 @@ def validate(config: RunConfig) -> None:
         raise ValueError(
             f"train.crop_scale_min must be in (0, 1] (1 disables crops), got {train.crop_scale_min}"
         )
+    if not 0.0 <= train.motion_weight < float("inf"):
+        raise ValueError(
+            f"train.motion_weight must be a finite number >= 0 (0: unweighted), got {train.motion_weight}"
+        )
+    if config.model.actions not in ACTION_KINDS:
+        raise ValueError(
+            f"model.actions must be one of {ACTION_KINDS} (latent: the LAM's codes; real: the dataset's "
+            f"actions, the ceiling), got {config.model.actions!r}"
+        )
+    if config.model.actions == "real":
+        from cola_train.real_actions import RealActionConfig
+
+        RealActionConfig(list(config.model.real_action_columns), config.data.frame_skip)
+        if "lam_recon" in config.stages:
+            raise ValueError(
+                "model.actions = 'real' has no LAM to reconstruct with; drop lam_recon from stages"
+            )
     if train.strategy not in ("ddp", "fsdp"):
         raise ValueError(f"train.strategy must be 'ddp' or 'fsdp', got {train.strategy!r}")
     if train.log_every <= 0 or train.checkpoint_every <= 0 or train.keep_checkpoints <= 0:
@@ -229,19 +258,23 @@ def model_configs(config: RunConfig) -> tuple[Any, Any]:
     _check_keys("model.wm", model.wm, DiTConfig)
     lam_config = LAMConfig.preset(model.lam_preset, **{"frame_size": config.data.frame_size, **model.lam})
     wm_defaults = DiTConfig.preset(model.wm_preset)
+    real = model.actions == "real"
+    action_dim = len(model.real_action_columns) * config.data.frame_skip if real else lam_config.action_dim
     wm_overrides = {
         "frame_size": config.data.frame_size,
         "channels": lam_config.channels,
-        "action_dim": lam_config.action_dim,
+        "action_dim": action_dim,
         "num_frames": max(wm_defaults.num_frames, config.data.clip_length),
         **model.wm,
     }
     wm_config = DiTConfig.preset(model.wm_preset, **wm_overrides)
-    if wm_config.action_dim != lam_config.action_dim:
-        raise ValueError(
-            f"model.wm.action_dim ({wm_config.action_dim}) must equal the LAM's action_dim "
-            f"(tokens_per_action x code_dim = {lam_config.action_dim})"
+    if wm_config.action_dim != action_dim:
+        source = (
+            f"real actions ({len(model.real_action_columns)} columns x frame_skip {config.data.frame_skip})"
+            if real
+            else f"the LAM's action_dim (tokens_per_action x code_dim = {lam_config.action_dim})"
         )
+        raise ValueError(f"model.wm.action_dim ({wm_config.action_dim}) must equal {source}: {action_dim}")
     if wm_config.num_frames < config.data.clip_length:
         raise ValueError(
             f"model.wm.num_frames ({wm_config.num_frames}) must hold a clip of data.clip_length "

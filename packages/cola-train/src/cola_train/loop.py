@@ -126,6 +126,24 @@ def load_clips(dataset: Any, indices: torch.Tensor, device: torch.device) -> tor
     return torch.stack([dataset[int(i)]["video"] for i in indices]).to(device, non_blocking=True)
 
 
+def load_batch(
+    dataset: Any, indices: torch.Tensor, device: torch.device, real_actions: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The clips ``[B, T, C, H, W]`` and, when the run conditions on real actions, their transition actions
+    ``[B, T-1, frame_skip, A]``."""
+    items = [dataset[int(i)] for i in indices]
+    video = torch.stack([item["video"] for item in items]).to(device, non_blocking=True)
+    if not real_actions:
+        return video, None
+    if "transition_actions" not in items[0]:
+        raise ValueError(
+            "model.actions = 'real' needs clips with real actions ('transition_actions'); this data has "
+            f"only {sorted(items[0])}: train on a cola_train ClipDataset of a dataset with actions"
+        )
+    actions = torch.stack([item["transition_actions"] for item in items]).to(device, non_blocking=True)
+    return video, actions
+
+
 def run_stage(session: Session, name: str) -> StageOutcome:
     """Run stage ``name`` of ``session.config`` from its start (or from the session's resume checkpoint)."""
     config, context, models = session.config, session.context, session.models
@@ -188,7 +206,12 @@ def run_stage(session: Session, name: str) -> StageOutcome:
             # not take a generator (dead-code restart).
             torch.manual_seed(shard_seed)
             generator = torch.Generator(context.device).manual_seed(shard_seed)
-            video = load_clips(session.dataset, indices[shard * micro : (shard + 1) * micro], context.device)
+            video, transition_actions = load_batch(
+                session.dataset,
+                indices[shard * micro : (shard + 1) * micro],
+                context.device,
+                real_actions=models.real_actions is not None,
+            )
             sync = (
                 wrapped.no_sync()
                 if isinstance(wrapped, nn.parallel.DistributedDataParallel) and local < shards_per_rank - 1
@@ -203,6 +226,7 @@ def run_stage(session: Session, name: str) -> StageOutcome:
                         num_context=config.train.num_context,
                         time_sampling=config.train.time_sampling,
                         crop_scale_min=config.train.crop_scale_min,
+                        transition_actions=transition_actions,
                     )
                 (out["loss"] / shards_per_rank).backward()
             for key, value in out.items():
@@ -261,7 +285,7 @@ def place_codebook(session: Session, names: list[str]) -> None:
     average buffers."""
     lam = session.models.lam
     trains_lam = [name for name in names if plan_stage(name, session.config.stage(name)).lam_trains]
-    if not trains_lam or bool(lam.quantizer.initialized):
+    if not trains_lam or bool(lam.quantizer.initialized) or session.models.real_actions is not None:
         return
     if session.context.distributed and session.config.train.strategy == "fsdp":
         from torch.distributed.fsdp import FSDPModule
@@ -289,6 +313,24 @@ def place_codebook(session: Session, names: list[str]) -> None:
             outputs.append(lam.idm(video).float())
     seed = derive_seed(config.seed, stage_index, 0, _INIT_KMEANS_TAG)
     lam.quantizer.initialize_from(torch.cat(outputs), seed=seed)
+
+
+REAL_ACTION_FIT_CLIPS = 1024
+
+
+def fit_real_actions(session: Session) -> None:
+    """Before the first stage of a run on real actions: standardise them with statistics of up to
+    ``REAL_ACTION_FIT_CLIPS`` training clips (the same clips on every rank; saved with the encoder, so a
+    resumed or loaded run keeps them)."""
+    encoder = session.models.real_actions
+    if encoder is None or bool(encoder.initialized):
+        return
+    dataset = session.dataset
+    count = min(REAL_ACTION_FIT_CLIPS, len(dataset))
+    generator = torch.Generator().manual_seed(derive_seed(session.config.seed, 0, 0, _INIT_CLIPS_TAG))
+    indices = torch.randperm(len(dataset), generator=generator)[:count]
+    _, actions = load_batch(dataset, indices, torch.device("cpu"), real_actions=True)
+    encoder.fit(actions.to(encoder.mean.device))
 
 
 def _vq_writes_codebook(models: CoLAModels) -> bool:
@@ -521,6 +563,8 @@ def model_tensors(session: Session) -> dict[str, dict[str, torch.Tensor]]:
     }
     if models.decoder is not None:
         groups["decoder"] = full_state_dict(models.decoder)
+    if models.real_actions is not None:
+        groups["real_actions"] = full_state_dict(models.real_actions)
     return groups
 
 
@@ -566,6 +610,8 @@ def restore_models(session: Session, checkpoint: Checkpoint) -> None:
     models.wm.load_state_dict(checkpoint.group("wm"))
     if models.decoder is not None:
         models.decoder.load_state_dict(checkpoint.group("decoder"))
+    if models.real_actions is not None:
+        models.real_actions.load_state_dict(checkpoint.group("real_actions"))
     session.ema.load_state_dict(checkpoint.group("ema"), checkpoint.state["ema_updates"])
     session.global_step = checkpoint.state["global_step"]
     session.resume = None if checkpoint.state["stage_done"] else checkpoint

@@ -21,7 +21,14 @@ from cola_train.checkpoint import latest_checkpoint, load_checkpoint
 from cola_train.config import RunConfig, config_differences, model_configs
 from cola_train.distributed import DistContext, barrier, full_state_dict, init_distributed
 from cola_train.init_from import SourceWeights, read_source
-from cola_train.loop import Session, StageOutcome, place_codebook, restore_models, run_stage
+from cola_train.loop import (
+    Session,
+    StageOutcome,
+    fit_real_actions,
+    place_codebook,
+    restore_models,
+    run_stage,
+)
 from cola_train.stages import CoLAModels
 
 logger = logging.getLogger("cola_train")
@@ -47,7 +54,14 @@ def build_models(
     lam = LatentActionModel(lam_config)
     wm = ActionConditionedDiT(wm_config)
     decoder = LAMDecoder(lam_config) if with_decoder else None
-    models = CoLAModels(lam, wm, decoder)
+    real_actions = None
+    if config.model.actions == "real":
+        from cola_train.real_actions import RealActionConfig, RealActionEncoder
+
+        real_actions = RealActionEncoder(
+            RealActionConfig(list(config.model.real_action_columns), config.data.frame_skip)
+        )
+    models = CoLAModels(lam, wm, decoder, real_actions=real_actions, motion_weight=config.train.motion_weight)
     if init_from is not None:
         read_source(init_from).load_into(models)
     return models
@@ -104,6 +118,7 @@ def run_stages(
         session.run_dir.mkdir(parents=True, exist_ok=True)
     try:
         place_codebook(session, list(names))
+        fit_real_actions(session)
         return [run_stage(session, name) for name in names]
     finally:
         session.log.close()
@@ -194,6 +209,7 @@ def train(
     barrier(context)
     try:
         place_codebook(session, config.stages[first:])
+        fit_real_actions(session)
         for name in config.stages[first:]:
             outcome = run_stage(session, name)
             session.log.event(
@@ -270,17 +286,28 @@ def _write_json_atomic(path: Path, values: dict[str, Any]) -> None:
 
 
 def save_models(session: Session, directory: Path) -> None:
-    """``save_pretrained`` the LAM, the EMA world model and (if any) the LAM decoder under ``directory``.
+    """``save_pretrained`` the LAM, the EMA world model and (if any) the LAM decoder under ``directory``; a
+    run on real actions saves its action encoder (``real_actions``) in place of the LAM, which it never
+    trained.
 
     Every rank must call it (gathering FSDP shards is collective); rank 0 writes fresh unsharded copies.
     """
     models = session.models
-    states = {"lam": full_state_dict(models.lam), "wm": session.ema.state_dict()}
+    states = {"wm": session.ema.state_dict()}
+    if models.real_actions is None:
+        states["lam"] = full_state_dict(models.lam)
+    else:
+        states["real_actions"] = full_state_dict(models.real_actions)
     if models.decoder is not None:
         states["lam_decoder"] = full_state_dict(models.decoder)
     if not session.context.is_main:
         return
-    sources = {"lam": models.lam, "wm": models.wm, "lam_decoder": models.decoder}
+    sources = {
+        "lam": models.lam,
+        "wm": models.wm,
+        "lam_decoder": models.decoder,
+        "real_actions": models.real_actions,
+    }
     for name, state in states.items():
         source = sources[name]
         model = type(source)(source.config)

@@ -15,12 +15,14 @@ class TrainedRun:
     """A trained run: its config, the LAM, the world model (EMA weights) and where its data was."""
 
     config: dict[str, Any]
-    lam: nn.Module
+    lam: nn.Module | None
     wm: nn.Module
     dataset_path: Path | None
     clip_length: int
     run_dir: Path
     lam_decoder: nn.Module | None = None
+    # Runs on real actions (model.actions = "real") have this encoder and no LAM.
+    real_actions: nn.Module | None = None
 
 
 def load_trained(run_dir_or_hub_id: str | Path) -> TrainedRun:
@@ -34,14 +36,21 @@ def load_trained(run_dir_or_hub_id: str | Path) -> TrainedRun:
         raise ValueError(f"{run_dir} has no config.json; it is not a cola-train run directory")
     config = json.loads(config_file.read_text())
     models = run_dir / "models"
-    missing = [name for name in ("lam", "wm") if not (models / name / "config.json").is_file()]
+    real = config.get("model", {}).get("actions", "latent") == "real"
+    required = ("real_actions", "wm") if real else ("lam", "wm")
+    missing = [name for name in required if not (models / name / "config.json").is_file()]
     if missing:
         raise ValueError(
             f"run {run_dir} has no saved {' or '.join(missing)} model under {models}; the run did not "
             "finish. Resume it with `cola-train run --config RUN/config.json --out RUN --resume`"
         )
-    lam = _load_model(LatentActionModel, models / "lam")
+    lam = None if real else _load_model(LatentActionModel, models / "lam")
     wm = _load_model(ActionConditionedDiT, models / "wm")
+    real_actions = None
+    if real:
+        from cola_train.real_actions import RealActionEncoder
+
+        real_actions = _load_model(RealActionEncoder, models / "real_actions")
     decoder = (
         _load_model(LAMDecoder, models / "lam_decoder")
         if (models / "lam_decoder" / "config.json").is_file()
@@ -57,6 +66,7 @@ def load_trained(run_dir_or_hub_id: str | Path) -> TrainedRun:
         clip_length=int(data.get("clip_length", 0)),
         run_dir=run_dir,
         lam_decoder=decoder,
+        real_actions=real_actions,
     )
 
 

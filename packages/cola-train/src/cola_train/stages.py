@@ -77,15 +77,26 @@ class CoLAModels(nn.Module):
     Keeping the loss inside one module lets DistributedDataParallel / FSDP wrap everything a stage trains.
     """
 
-    def __init__(self, lam: nn.Module, wm: nn.Module, decoder: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        lam: nn.Module,
+        wm: nn.Module,
+        decoder: nn.Module | None = None,
+        real_actions: nn.Module | None = None,
+        motion_weight: float = 0.0,
+    ) -> None:
         super().__init__()
         self.lam = lam
         self.wm = wm
         self.decoder = decoder
+        # The ground-truth-action ceiling (model.actions = "real"): conditioned stages read the clips' real
+        # actions through this encoder, and the LAM stays out of every stage.
+        self.real_actions = real_actions
+        self.motion_weight = motion_weight
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         groups = {
-            "lam": list(self.lam.parameters()),
+            "lam": list(self.lam.parameters()) if self.real_actions is None else [],
             "action": list(self.wm.action_parameters()),
             "dit": list(self.wm.backbone_parameters()),
             "decoder": list(self.decoder.parameters()) if self.decoder is not None else [],
@@ -104,7 +115,7 @@ class CoLAModels(nn.Module):
         for name, parameters in groups.items():
             for parameter in parameters:
                 parameter.requires_grad_(name in plan.trains)
-        self.lam.train(plan.lam_trains)
+        self.lam.train(plan.lam_trains and self.real_actions is None)
         self.wm.train(True)
         if self.decoder is not None:
             self.decoder.train("decoder" in plan.trains)
@@ -118,8 +129,12 @@ class CoLAModels(nn.Module):
         num_context: int,
         time_sampling: str,
         crop_scale_min: float,
+        transition_actions: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """The stage loss on ``video [B, T, C, H, W]``; noise and crops come from ``generator`` only."""
+        """The stage loss on ``video [B, T, C, H, W]``; noise and crops come from ``generator`` only.
+
+        ``transition_actions [B, T-1, frame_skip, A]`` (the clips' real actions) are read only by the
+        ground-truth-action ceiling."""
         from cola_wm import flow_matching_loss
 
         if plan.objective == "flow" and not plan.conditioned:
@@ -130,8 +145,25 @@ class CoLAModels(nn.Module):
                 num_context=num_context,
                 time_sampling=time_sampling,
                 generator=generator,
+                motion_weight=self.motion_weight,
             )
             return {"loss": loss, "flow_loss": loss.detach()}
+        if self.real_actions is not None:
+            if transition_actions is None:
+                raise ValueError(
+                    "model.actions = 'real' conditions the world model on the clips' real actions, but the "
+                    "batch has none: the data must yield 'transition_actions' (a cola_train ClipDataset does)"
+                )
+            flow = flow_matching_loss(
+                self.wm,
+                video,
+                self.real_actions(transition_actions).to(video.dtype),
+                num_context=num_context,
+                time_sampling=time_sampling,
+                generator=generator,
+                motion_weight=self.motion_weight,
+            )
+            return {"loss": flow, "flow_loss": flow.detach()}
 
         # The LAM sees a random crop while it trains (as in the paper);
         # the world model's target stays uncropped.
@@ -161,6 +193,7 @@ class CoLAModels(nn.Module):
             num_context=num_context,
             time_sampling=time_sampling,
             generator=generator,
+            motion_weight=self.motion_weight,
         )
         loss = flow + codes.loss if plan.lam_trains else flow
         out.update(loss=loss, flow_loss=flow.detach())

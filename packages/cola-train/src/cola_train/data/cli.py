@@ -26,6 +26,12 @@ def add_collect_command(commands: argparse._SubParsersAction) -> None:
         "--episode-length", type=int, default=DEFAULT_EPISODE_LENGTH, help="frames per episode"
     )
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    parser.add_argument(
+        "--explore",
+        type=float,
+        default=0.0,
+        help="share of the pusher's plans that are random wanders instead of pushes (0-1; default 0)",
+    )
     parser.set_defaults(func=run_collect)
 
 
@@ -38,6 +44,7 @@ def run_collect(args: argparse.Namespace) -> int:
             seed=args.seed,
             episode_length=args.episode_length,
             workers=args.workers,
+            explore=args.explore,
         )
     except ValueError as error:
         print(f"cola-train collect: {error}", file=sys.stderr)

@@ -45,6 +45,9 @@ class ClipDataset(Dataset):
         video    float32 [T, 3, H, W] in [-1, 1] (resized to `size` with antialiasing when given)
         actions  float32 [T, A]  the real action at each clip frame (for probes and adapters; the LAM never
                                  sees them). Transition i of the clip is caused by actions[i].
+        transition_actions  float32 [T-1, frame_skip, A]  every real action inside each transition: row j of
+                                 transition i is the action taken at episode frame start + i * frame_skip + j
+                                 (the ground-truth-action ceiling reads them).
         states   float32 [T, S]
         episode  int     the episode's index
         start    int     the clip's first frame in the episode
@@ -134,9 +137,13 @@ class ClipDataset(Dataset):
         if self.size is not None and tuple(video.shape[-2:]) != self.size:
             video = F.interpolate(video, size=self.size, mode="bilinear", antialias=True, align_corners=False)
             video = video.clamp_(-1.0, 1.0)
+        transitions = self._actions[position][start : start + self.span - 1]
         return {
             "video": video,
             "actions": self._actions[position][rows].clone(),
+            "transition_actions": transitions.reshape(
+                self.clip_length - 1, self.frame_skip, transitions.shape[-1]
+            ).clone(),
             "states": self._states[position][rows].clone(),
             "episode": self.episodes[position].index,
             "start": start,

@@ -39,21 +39,27 @@ def collect_pusht(
     workers: int | None = None,
     progress: bool = True,
     frame_size: int = FRAME_SIZE,
+    explore: float = 0.0,
 ) -> Path:
     """Collect `episodes` PushT episodes of `episode_length` frames with the scripted pusher into `out_dir`.
 
-    Deterministic for a seed whatever `workers` is (default: one per CPU core). Returns the dataset path.
+    `explore` is the share of the pusher's plans that are random wanders instead of pushes (see
+    `cola_train.data.pusht_policy`). Deterministic for a seed whatever `workers` is (default: one per CPU
+    core). Returns the dataset path.
     """
     if episodes < 1 or episode_length < 2:
         raise ValueError(f"need episodes >= 1 and episode_length >= 2, got {episodes} and {episode_length}")
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    if not 0.0 <= explore <= 1.0:
+        raise ValueError(f"explore must be in [0, 1] (the share of random wanders), got {explore}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     out = prepare_output_dir(out_dir)
 
     jobs = [
-        (out, index, *episode_seeds(seed, index), episode_length, frame_size) for index in range(episodes)
+        (out, index, *episode_seeds(seed, index), episode_length, frame_size, explore)
+        for index in range(episodes)
     ]
     workers = min(workers or os.cpu_count() or 1, episodes)
     bar = tqdm(total=episodes * episode_length, unit="frame", desc="collect pusht", disable=not progress)
@@ -79,12 +85,12 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def _collect_episode(job: tuple[Path, int, int, int, int, int]) -> EpisodeRecord:
+def _collect_episode(job: tuple[Path, int, int, int, int, int, float]) -> EpisodeRecord:
     global _worker_env
-    out, index, reset_seed, policy_seed, length, frame_size = job
+    out, index, reset_seed, policy_seed, length, frame_size, explore = job
     if _worker_env is None or _worker_env.observation_width != frame_size:
         _worker_env = make_pusht_env(frame_size)
     episode = rollout_pusht(
-        reset_seed, policy_seed, length, index=index, frame_size=frame_size, env=_worker_env
+        reset_seed, policy_seed, length, index=index, frame_size=frame_size, env=_worker_env, explore=explore
     )
     return write_episode_files(out, episode, FPS, first_index=index * length)

@@ -81,8 +81,10 @@ def rollout_pusht(
     index: int = 0,
     frame_size: int = FRAME_SIZE,
     env: PushTEnv | None = None,
+    explore: float = 0.0,
 ) -> Episode:
-    """Drive the scripted pusher for `length` frames from the reset of `reset_seed` (in `env` if given).
+    """Drive the scripted pusher for `length` frames from the reset of `reset_seed` (in `env` if given);
+    `explore` is the share of its plans that are random wanders (see `ScriptedPusher`).
 
     Row t holds the frame and state at step t and the action taken there: the absolute target (exactly the
     float32 values the env was stepped with) and the delta from the agent's position to it. The last action is
@@ -92,7 +94,7 @@ def rollout_pusht(
         raise ValueError(f"episode length must be at least 1 frame, got {length}")
     env = env if env is not None else make_pusht_env(frame_size)
     core = env.unwrapped
-    policy = ScriptedPusher(np.random.default_rng(policy_seed))
+    policy = ScriptedPusher(np.random.default_rng(policy_seed), explore=explore)
     frames = np.empty((length, core.observation_height, core.observation_width, 3), dtype=np.uint8)
     actions = np.empty((length, 4), dtype=np.float32)
     states = np.empty((length, 5), dtype=np.float32)

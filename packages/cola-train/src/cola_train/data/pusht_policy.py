@@ -6,6 +6,11 @@ block to just outside that point, then keep the target a little past the point, 
 number of steps, so the agent shoves the block along. The plan lives in the block's own frame and is mapped to
 the world at every step, so it follows the block as it moves and turns. Far from the middle, pushes that head
 back towards it are preferred, which keeps the T off the walls (a kinematic agent can drive it through them).
+
+With ``explore > 0`` that share of the plans is a random wander instead of a push: for a few steps the agent
+heads to random points near it. A pusher that only pushes is predictable from the frames it has seen, so a
+world model trained on it can ignore its actions; wanders make the next motion depend on the action (DINO-WM
+trains on noisy replays for the same reason) while the pushes still move the T.
 """
 
 from __future__ import annotations
@@ -78,7 +83,14 @@ class ScriptedPusher:
         target_noise: float = 2.0,
         candidates: int = 8,
         max_approach_steps: int = 15,
+        explore: float = 0.0,
+        wander_steps: tuple[int, int] = (4, 12),
+        wander_reach: tuple[float, float] = (20.0, 90.0),
     ) -> None:
+        if not 0.0 <= explore <= 1.0:
+            raise ValueError(
+                f"explore is the share of random wanders among the plans, in [0, 1]; got {explore}"
+            )
         self.rng = rng
         self.approach_speed = approach_speed
         self.push_steps = push_steps
@@ -87,6 +99,10 @@ class ScriptedPusher:
         self.target_noise = target_noise
         self.candidates = candidates
         self.max_approach_steps = max_approach_steps
+        self.explore = explore
+        self.wander_steps = wander_steps
+        self.wander_reach = wander_reach
+        self._wander_left = 0
         self._push: _Push | None = None
         self._pushing = False
         self._target: np.ndarray | None = None
@@ -96,6 +112,20 @@ class ScriptedPusher:
         position, rotation = np.asarray(block_pose[:2], dtype=np.float64), _rotation(float(block_pose[2]))
         if self._target is None:
             self._target = agent.copy()
+        if (
+            self._push is None
+            and self._wander_left == 0
+            and self.explore > 0
+            and self.rng.random() < self.explore
+        ):
+            self._wander_left = int(self.rng.integers(self.wander_steps[0], self.wander_steps[1] + 1))
+        if self._wander_left > 0:
+            self._wander_left -= 1
+            angle = self.rng.uniform(0.0, 2 * np.pi)
+            reach = self.rng.uniform(*self.wander_reach)
+            target = agent + reach * np.array([np.cos(angle), np.sin(angle)])
+            self._target = np.clip(target, TARGET_MARGIN, ARENA - TARGET_MARGIN)
+            return self._target
         if self._push is None:
             self._push = self._plan(agent, position, rotation)
             self._pushing = False
