@@ -1,0 +1,232 @@
+"""Does the world model follow its actions? One factor at a time, with the real PushT actions as the ceiling.
+
+Each variant trains the ``tiny`` ActionConditionedDiT from scratch on quickstart-sized PushT data (48 episodes
+of 120 frames, 6-frame clips, batch 8, the quickstart's optimiser) conditioned on the *real* actions of each
+transition (the commanded deltas of the ``frame_skip`` environment steps it spans, a learned embedding in the
+DiT's action conditioner), for the same number of steps and seeds, then rolls out held-out clips from their
+first frame with the real, a batch-shuffled and no actions, and beside them copying the first frame:
+
+    psnr            full-frame PSNR of the predicted frames (dB)
+    moving_psnr     PSNR over the pixels where the true frame differs from the context frame (dB)
+    agent_error     distance between the agent read off each predicted frame and the simulator's (frame px)
+
+    uv run python benchmarks/controllability_study.py --out OUT [--steps 600] [--seeds 0 1] [--variants ...]
+
+Writes ``OUT/study.json`` (every run) and prints one table; ``--smoke`` runs every variant for a few steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+BASE = {"frame_skip": 5, "explore": 0.0, "motion_weight": 0.0, "action_injection": "adaln"}
+VARIANTS = {
+    "skip5": {},
+    "skip1": {"frame_skip": 1},
+    "explore0.3": {"explore": 0.3},
+    "motion_w10": {"motion_weight": 10.0},
+    "token": {"action_injection": "token"},
+}
+EPISODES, EPISODE_LENGTH, CLIP_LENGTH, BATCH = 48, 120, 6, 8
+ACTION_SCALE = 100.0  # PushT's commanded deltas reach ~145 px
+LR, WARMUP, MIN_LR_RATIO, EMA_DECAY, GRAD_CLIP = 1e-3, 50, 0.1, 0.99, 1.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    frame_skip: int
+    explore: float
+    motion_weight: float
+    action_injection: str
+
+
+def variant(name: str) -> Variant:
+    if name not in VARIANTS:
+        raise SystemExit(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
+    return Variant(name=name, **{**BASE, **VARIANTS[name]})
+
+
+def dataset(root: Path, explore: float, frame_skip: int, split: str):
+    from cola_train.data import ClipDataset, collect_pusht, load_episodes
+
+    path = root / f"pusht-explore{explore:g}"
+    if not (path / "meta" / "info.json").exists():
+        collect_pusht(path, EPISODES, seed=0, episode_length=EPISODE_LENGTH, explore=explore, progress=False)
+    episodes = load_episodes(path)
+    return ClipDataset(episodes, CLIP_LENGTH, frame_skip=frame_skip, split=split)
+
+
+def transition_actions(clips, items: list[dict]) -> torch.Tensor:
+    """[B, T-1, 2 * frame_skip]: the commanded deltas of every environment step inside each transition."""
+    skip = clips.frame_skip
+    by_index = {episode.index: episode for episode in clips.episodes}
+    rows = []
+    for item in items:
+        deltas = torch.from_numpy(by_index[item["episode"]].actions[:, 2:4])
+        start = item["start"]
+        span = deltas[start : start + (CLIP_LENGTH - 1) * skip]
+        rows.append(span.reshape(CLIP_LENGTH - 1, 2 * skip))
+    return torch.stack(rows).float() / ACTION_SCALE
+
+
+def batch(clips, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    items = [clips[int(i)] for i in indices]
+    video = torch.stack([item["video"] for item in items])
+    states = torch.stack([item["states"] for item in items])
+    return video, transition_actions(clips, items), states
+
+
+def train(v: Variant, seed: int, steps: int, data_root: Path):
+    from cola_train.optim import EMA, lr_factor
+    from cola_wm import ActionConditionedDiT, DiTConfig, flow_matching_loss
+
+    clips = dataset(data_root, v.explore, v.frame_skip, "train")
+    torch.manual_seed(seed)
+    config = DiTConfig.preset("tiny", action_dim=2 * v.frame_skip, action_injection=v.action_injection)
+    model = ActionConditionedDiT(config)
+    ema = EMA(model, EMA_DECAY)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    began = time.perf_counter()
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = LR * lr_factor(step, steps, WARMUP, MIN_LR_RATIO)
+        video, actions, _ = batch(clips, torch.randint(len(clips), (BATCH,), generator=generator))
+        loss = flow_matching_loss(model, video, actions, generator=generator, motion_weight=v.motion_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+        optimizer.step()
+        ema.update(model)
+        losses.append(loss.item())
+    ema.copy_to(model)
+    return model.eval(), losses, steps / (time.perf_counter() - began)
+
+
+@torch.no_grad()
+def evaluate(model, v: Variant, data_root: Path, max_clips: int, seed: int) -> dict[str, dict[str, float]]:
+    from cola_eval.controllability import agent_position_error, moving_pixel_psnr, pusht_agent_positions
+    from cola_eval.metrics import psnr
+    from cola_wm import sample
+
+    clips = dataset(data_root, 0.0, v.frame_skip, "test")  # every variant is scored on the same scripted data
+    stride = max(1, len(clips) // max_clips)
+    indices = torch.arange(0, len(clips), stride)[:max_clips]
+    scores: dict[str, dict[str, list[torch.Tensor]]] = {}
+    for first in range(0, len(indices), 16):
+        video, actions, states = batch(clips, indices[first : first + 16])
+        context, target = video[:, :1], video[:, 1:]
+        truth = pusht_agent_positions(states[:, 1:], video.shape[-1])
+        predictions = {"copy": context.expand_as(target)}
+        sources = {"real": actions, "shuffled": actions.roll(1, dims=0), "null": None}
+        for name, source in sources.items():
+            generator = torch.Generator().manual_seed(seed * 1000 + first)
+            if source is None:
+                source = model.null_actions(video.shape[0], CLIP_LENGTH - 1)
+            predictions[name] = sample(model, context, source, steps=10, generator=generator)[:, 1:].clamp(
+                -1, 1
+            )
+        for name, pred in predictions.items():
+            entry = scores.setdefault(name, {"psnr": [], "moving_psnr": [], "agent_error": []})
+            entry["psnr"].append(psnr(pred, target).flatten())
+            entry["moving_psnr"].append(moving_pixel_psnr(pred, target, context).flatten())
+            entry["agent_error"].append(agent_position_error(pred, truth).flatten())
+    out = {}
+    for name, entry in scores.items():
+        values = {key: torch.cat(parts) for key, parts in entry.items()}
+        out[name] = {key: float(value.nanmean()) for key, value in values.items()}
+        out[name]["n_frames"] = int(values["psnr"].numel())
+        out[name]["n_moving_frames"] = int((~values["moving_psnr"].isnan()).sum())
+    return out
+
+
+def _mean_std(values: list[float]) -> str:
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.2f} ± {spread:.2f}"
+
+
+COLUMNS = {
+    "real psnr": lambda e: e["real"]["psnr"],
+    "delta-psnr (real - shuffled)": lambda e: e["real"]["psnr"] - e["shuffled"]["psnr"],
+    "moving-px delta": lambda e: e["real"]["moving_psnr"] - e["shuffled"]["moving_psnr"],
+    "agent err real": lambda e: e["real"]["agent_error"],
+    "shuffled": lambda e: e["shuffled"]["agent_error"],
+    "null": lambda e: e["null"]["agent_error"],
+    "copy": lambda e: e["copy"]["agent_error"],
+    "ratio real/shuffled": lambda e: e["real"]["agent_error"] / e["shuffled"]["agent_error"],
+}
+
+
+def summarise(runs: list[dict]) -> str:
+    """One markdown row per variant: mean ± std over its seeds."""
+    lines = ["| variant | seeds | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 2) + "|"]
+    for name in dict.fromkeys(run["variant"] for run in runs):
+        group = [run["eval"] for run in runs if run["variant"] == name]
+        cells = [_mean_std([column(e) for e in group]) for column in COLUMNS.values()]
+        lines.append(f"| {name} | {len(group)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--max-clips", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--smoke", action="store_true", help="a few steps and clips per variant (CI)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    steps, max_clips = (3, 4) if args.smoke else (args.steps, args.max_clips)
+    args.out.mkdir(parents=True, exist_ok=True)
+    record = args.out / "study.json"
+    runs = json.loads(record.read_text()) if record.exists() else []
+    done = {(run["variant"], run["seed"], run["steps"]) for run in runs}
+    for name in args.variants:
+        v = variant(name)
+        for seed in args.seeds:
+            if (name, seed, steps) in done:
+                continue
+            began = time.perf_counter()
+            model, losses, rate = train(v, seed, steps, args.out / "data")
+            scores = evaluate(model, v, args.out / "data", max_clips, seed)
+            run = {
+                "variant": name,
+                "seed": seed,
+                "steps": steps,
+                "settings": {key: getattr(v, key) for key in BASE},
+                "final_loss": statistics.fmean(losses[-50:]),
+                "steps_per_s": rate,
+                "minutes": (time.perf_counter() - began) / 60,
+                "eval": scores,
+            }
+            runs.append(run)
+            record.write_text(json.dumps(runs, indent=1))
+            real, shuffled = scores["real"], scores["shuffled"]
+            print(
+                f"{name} seed {seed}: agent error real {real['agent_error']:.2f} shuffled "
+                f"{shuffled['agent_error']:.2f} copy {scores['copy']['agent_error']:.2f}; moving-px delta "
+                f"{real['moving_psnr'] - shuffled['moving_psnr']:+.2f} dB; {run['minutes']:.1f} min",
+                flush=True,
+            )
+    chosen = [run for run in runs if run["variant"] in args.variants and run["steps"] == steps]
+    if chosen:
+        print(summarise(chosen))
+    return 0 if all(math.isfinite(run["final_loss"]) for run in chosen) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
