@@ -28,13 +28,23 @@ from pathlib import Path
 
 import torch
 
-BASE = {"frame_skip": 5, "explore": 0.0, "motion_weight": 0.0, "action_injection": "adaln"}
+BASE = {
+    "frame_skip": 5,
+    "explore": 0.0,
+    "motion_weight": 0.0,
+    "action_injection": "adaln",
+    "time_sampling": "logit_normal",
+}
 VARIANTS = {
+    # round 1: one factor at a time against skip5
     "skip5": {},
     "skip1": {"frame_skip": 1},
     "explore0.3": {"explore": 0.3},
     "motion_w10": {"motion_weight": 10.0},
     "token": {"action_injection": "token"},
+    # round 2: one factor at a time against motion_w10, round 1's winner
+    "motion_w10_uniform_t": {"motion_weight": 10.0, "time_sampling": "uniform"},
+    "motion_w10_both": {"motion_weight": 10.0, "action_injection": "both"},
 }
 EPISODES, EPISODE_LENGTH, CLIP_LENGTH, BATCH = 48, 120, 6, 8
 ACTION_SCALE = 100.0  # PushT's commanded deltas reach ~145 px
@@ -48,6 +58,7 @@ class Variant:
     explore: float
     motion_weight: float
     action_injection: str
+    time_sampling: str
 
 
 def variant(name: str) -> Variant:
@@ -103,7 +114,14 @@ def train(v: Variant, seed: int, steps: int, data_root: Path):
         for group in optimizer.param_groups:
             group["lr"] = LR * lr_factor(step, steps, WARMUP, MIN_LR_RATIO)
         video, actions, _ = batch(clips, torch.randint(len(clips), (BATCH,), generator=generator))
-        loss = flow_matching_loss(model, video, actions, generator=generator, motion_weight=v.motion_weight)
+        loss = flow_matching_loss(
+            model,
+            video,
+            actions,
+            time_sampling=v.time_sampling,
+            generator=generator,
+            motion_weight=v.motion_weight,
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
@@ -115,7 +133,9 @@ def train(v: Variant, seed: int, steps: int, data_root: Path):
 
 
 @torch.no_grad()
-def evaluate(model, v: Variant, data_root: Path, max_clips: int, seed: int) -> dict[str, dict[str, float]]:
+def evaluate(
+    model, v: Variant, data_root: Path, max_clips: int, seed: int, guidance: float = 1.0
+) -> dict[str, dict[str, float]]:
     from cola_eval.controllability import agent_position_error, moving_pixel_psnr, pusht_agent_positions
     from cola_eval.metrics import psnr
     from cola_wm import sample
@@ -168,11 +188,12 @@ COLUMNS = {
 }
 
 
-def summarise(runs: list[dict]) -> str:
-    """One markdown row per variant: mean ± std over its seeds."""
+def summarise(runs: list[dict], key: str = "eval") -> str:
+    """One markdown row per variant: mean ± std over its seeds, of the scores under ``key`` (``eval``: no
+    guidance; ``eval_g4``: guidance scale 4)."""
     lines = ["| variant | seeds | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 2) + "|"]
-    for name in dict.fromkeys(run["variant"] for run in runs):
-        group = [run["eval"] for run in runs if run["variant"] == name]
+    for name in dict.fromkeys(run["variant"] for run in runs if key in run):
+        group = [run[key] for run in runs if run["variant"] == name and key in run]
         cells = [_mean_std([column(e) for e in group]) for column in COLUMNS.values()]
         lines.append(f"| {name} | {len(group)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -185,6 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--max-clips", type=int, default=64)
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also score each model with classifier-free action guidance at these scales (eval_g<scale>)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--smoke", action="store_true", help="a few steps and clips per variant (CI)")
     args = parser.parse_args(argv)
@@ -203,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
             began = time.perf_counter()
             model, losses, rate = train(v, seed, steps, args.out / "data")
             scores = evaluate(model, v, args.out / "data", max_clips, seed)
+            guided = {
+                f"eval_g{scale:g}": evaluate(model, v, args.out / "data", max_clips, seed, guidance=scale)
+                for scale in args.guidance
+            }
             run = {
                 "variant": name,
                 "seed": seed,
@@ -212,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 "steps_per_s": rate,
                 "minutes": (time.perf_counter() - began) / 60,
                 "eval": scores,
+                **guided,
             }
             runs.append(run)
             record.write_text(json.dumps(runs, indent=1))
@@ -225,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [run for run in runs if run["variant"] in args.variants and run["steps"] == steps]
     if chosen:
         print(summarise(chosen))
+        for scale in args.guidance:
+            print(f"guidance {scale:g}:")
+            print(summarise(chosen, f"eval_g{scale:g}"))
     return 0 if all(math.isfinite(run["final_loss"]) for run in chosen) else 1
 
 

@@ -149,6 +149,12 @@ def evaluate_run(
     from cola_eval.probe import probe_latent_actions
     from cola_eval.rollout import check_compatible, evaluate_rollouts, from_uint8
 
+    if run.lam is None:
+        raise ValueError(
+            f"run {run.run_dir} conditions its world model on real actions (model.actions = 'real'), so it "
+            "has no LAM to report on; score such a ceiling with benchmarks/controllability_study.py, or "
+            "report a latent-action run"
+        )
     device = _device(options.device)
     lam, wm = run.lam.to(device).eval(), run.wm.to(device).eval()
     held_out, train, frames = _datasets(run, options)

@@ -462,11 +462,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quickstart": {
         "seed": 0,
         "stages": ["pretrain", "warmup", "joint"],
-        "data": {"path": "data/pusht-quickstart", "clip_length": 6, "frame_skip": 1, "frame_size": 64},
+        # Frame skip 5 (DINO-WM, LeWM) moves the agent ~10 px a transition, and the motion-weighted loss puts
+        # the moving pixels in the loss: together they make the world model follow its actions (the
+        # controllability study, benchmarks/results/2026-12-01-controllability-study.md).
+        "data": {"path": "data/pusht-quickstart", "clip_length": 6, "frame_skip": 5, "frame_size": 64},
         # Without frequent dead-code restarts the tiny LAM's codebook collapses to one code in the warm-up
         # (measured on PushT: utilization 1/32 after 150 steps at the default 100, 0.78 at 10).
         "model": {"lam_preset": "tiny", "wm_preset": "tiny", "lam": {"dead_code_steps": 10}},
-        "train": {"batch_size": 8, "log_every": 10, "checkpoint_every": 200, "crop_scale_min": 0.7},
+        "train": {
+            "batch_size": 8,
+            "log_every": 10,
+            "checkpoint_every": 200,
+            "crop_scale_min": 0.7,
+            "motion_weight": 10.0,
+        },
         "optim": {
             "lr_lam": 1e-3,
             "lr_action": 1e-3,

@@ -1,0 +1,129 @@
+"""Why the quickstart's IDM collapses, one LAM factor at a time: the warm-up alone, from one pretrained DiT.
+
+Every variant starts from the same action-free pretrained world model (``--pretrained RUN``, e.g. a run of the
+quickstart preset with ``stages=["pretrain"]``), runs the quickstart's warm-up (the DiT frozen; IDM, VQ and
+action blocks trained through the motion-weighted flow loss) with one LAM setting changed, and is scored on
+the held-out clips: codebook utilization and geometry (IDM-output spread, used-code spread) and the agent's
+position error of rollouts with inferred against shuffled latent actions.
+
+    uv run python benchmarks/lam_collapse_study.py --pretrained PRE --out OUT [--seeds 0 1] [--variants ...]
+
+Writes ``OUT/study.json`` and prints one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+VARIANTS: dict[str, list[str]] = {
+    "base": [],
+    "lr_lam_1e-4": ["optim.lr_lam=1e-4"],
+    "l2_codes": ["model.lam.l2_normalize=true"],
+    "codes_8": ["model.lam.num_codes=8"],
+    "beta_0.05": ["model.lam.beta=0.05"],
+}
+
+
+def run_variant(pretrained: Path, out: Path, overrides: list[str], seed: int, steps: int | None) -> Path:
+    from cola_train import load_config, train
+
+    config = load_config(
+        preset="quickstart",
+        overrides=[
+            f'init_from="{pretrained}"',
+            'stages=["warmup"]',
+            f"seed={seed}",
+            "train.progress=false",
+            *([f"warmup.steps={steps}"] if steps else []),
+            *overrides,
+        ],
+    )
+    pretrained_config = json.loads((pretrained / "config.json").read_text())
+    config.data.path = pretrained_config["data"]["path"]
+    return train(config, out, resume=(out / "config.json").exists())
+
+
+def score(run_dir: Path, max_clips: int) -> dict[str, float]:
+    from cola_eval.codebook import codebook_usage
+    from cola_eval.rollout import evaluate_rollouts
+    from cola_train import load_trained
+    from cola_train.data import ClipDataset, load_episodes
+
+    run = load_trained(run_dir)
+    data = run.config["data"]
+    held_out = ClipDataset(
+        load_episodes(data["path"]), data["clip_length"], frame_skip=data["frame_skip"], split="test"
+    )
+    health = codebook_usage(run.lam, held_out, max_clips=max_clips).health()
+    rollouts = evaluate_rollouts(
+        run.wm, run.lam, held_out, sources=("inferred", "shuffled"), max_clips=max_clips, agent_states=True
+    )
+    scores = rollouts.controllability()
+    return {
+        "utilization": health["utilization"],
+        "latent_spread": health["latent_spread"],
+        "code_spread": health["code_spread"],
+        "agent_error_inferred": scores["inferred"].agent_error,
+        "agent_error_shuffled": scores["shuffled"].agent_error,
+        "moving_delta": scores["inferred"].moving_psnr - scores["shuffled"].moving_psnr,
+        "n_clips": len(held_out) if max_clips is None else min(max_clips, len(held_out)),
+    }
+
+
+def table(runs: list[dict]) -> str:
+    keys = ["utilization", "latent_spread", "code_spread", "agent_error_inferred", "agent_error_shuffled"]
+    lines = ["| variant | seeds | " + " | ".join(keys) + " | ratio |", "|---" * (len(keys) + 3) + "|"]
+    for name in dict.fromkeys(run["variant"] for run in runs):
+        group = [run["scores"] for run in runs if run["variant"] == name]
+        cells = []
+        for key in [*keys, "ratio"]:
+            values = [
+                g["agent_error_inferred"] / g["agent_error_shuffled"] if key == "ratio" else g[key]
+                for g in group
+            ]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.fmean(values):.3f} ± {spread:.3f}")
+        lines.append(f"| {name} | {len(group)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pretrained", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--steps", type=int, default=None, help="warm-up steps (default: the quickstart's)")
+    parser.add_argument("--max-clips", type=int, default=32)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    record = args.out / "study.json"
+    runs = json.loads(record.read_text()) if record.exists() else []
+    done = {(run["variant"], run["seed"]) for run in runs}
+    for name in args.variants:
+        for seed in args.seeds:
+            if (name, seed) in done:
+                continue
+            run_dir = run_variant(
+                args.pretrained.resolve(), args.out / f"{name}-s{seed}", VARIANTS[name], seed, args.steps
+            )
+            runs.append(
+                {
+                    "variant": name,
+                    "seed": seed,
+                    "overrides": VARIANTS[name],
+                    "scores": score(run_dir, args.max_clips),
+                }
+            )
+            record.write_text(json.dumps(runs, indent=1))
+            print(name, seed, runs[-1]["scores"], flush=True)
+    print(table([run for run in runs if run["variant"] in args.variants]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
