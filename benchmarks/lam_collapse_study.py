@@ -1,10 +1,12 @@
 """Why the quickstart's IDM collapses, one LAM factor at a time: the warm-up alone, from one pretrained DiT.
 
-Every variant starts from the same action-free pretrained world model (``--pretrained RUN``, e.g. a run of the
-quickstart preset with ``stages=["pretrain"]``), runs the quickstart's warm-up (the DiT frozen; IDM, VQ and
-action blocks trained through the motion-weighted flow loss) with one LAM setting changed, and is scored on
-the held-out clips: codebook utilization and geometry (IDM-output spread, used-code spread) and the agent's
-position error of rollouts with inferred against shuffled latent actions.
+Every variant starts from the same action-free pretrained world model (the raw weights of the last checkpoint
+of ``--pretrained RUN``, e.g. a run of the quickstart preset with ``stages=["pretrain"]``) and a fresh LAM
+built with the variant's settings (the seed sets the LAM's initialisation, the batches and the noise), runs
+the quickstart's warm-up (the DiT frozen; IDM, VQ and action blocks trained through the motion-weighted flow
+loss) with one LAM setting changed, and is scored on the held-out clips: codebook utilization and geometry
+(IDM-output spread, used-code spread) and the agent's position error of rollouts with inferred against
+shuffled latent actions.
 
     uv run python benchmarks/lam_collapse_study.py --pretrained PRE --out OUT [--seeds 0 1] [--variants ...]
 
@@ -18,6 +20,7 @@ import json
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 VARIANTS: dict[str, list[str]] = {
     "base": [],
@@ -28,13 +31,17 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
-def run_variant(pretrained: Path, out: Path, overrides: list[str], seed: int, steps: int | None) -> Path:
-    from cola_train import load_config, train
+def warm_up(pretrained: Path, overrides: list[str], seed: int, steps: int | None) -> tuple[Any, Any, dict]:
+    """The quickstart's warm-up with ``overrides`` from the raw world-model weights of ``pretrained``'s last
+    checkpoint (the LAM fresh, built with the variant's settings); returns (lam, wm, data config)."""
+    from cola_train import build_models, load_config, load_dataset, run_stages
+    from cola_train.checkpoint import latest_checkpoint, load_checkpoint
 
+    source = json.loads((pretrained / "config.json").read_text())
     config = load_config(
         preset="quickstart",
         overrides=[
-            f'init_from="{pretrained}"',
+            f'data.path="{source["data"]["path"]}"',
             'stages=["warmup"]',
             f"seed={seed}",
             "train.progress=false",
@@ -42,25 +49,23 @@ def run_variant(pretrained: Path, out: Path, overrides: list[str], seed: int, st
             *overrides,
         ],
     )
-    pretrained_config = json.loads((pretrained / "config.json").read_text())
-    config.data.path = pretrained_config["data"]["path"]
-    return train(config, out, resume=(out / "config.json").exists())
+    models = build_models(config)
+    models.wm.load_state_dict(load_checkpoint(latest_checkpoint(pretrained / "checkpoints")).group("wm"))
+    run_stages(config, models, load_dataset(config), ["warmup"])
+    return models.lam.eval(), models.wm.eval(), config.to_dict()["data"]
 
 
-def score(run_dir: Path, max_clips: int) -> dict[str, float]:
+def score(lam: Any, wm: Any, data: dict, max_clips: int) -> dict[str, float]:
     from cola_eval.codebook import codebook_usage
     from cola_eval.rollout import evaluate_rollouts
-    from cola_train import load_trained
     from cola_train.data import ClipDataset, load_episodes
 
-    run = load_trained(run_dir)
-    data = run.config["data"]
     held_out = ClipDataset(
         load_episodes(data["path"]), data["clip_length"], frame_skip=data["frame_skip"], split="test"
     )
-    health = codebook_usage(run.lam, held_out, max_clips=max_clips).health()
+    health = codebook_usage(lam, held_out, max_clips=max_clips).health()
     rollouts = evaluate_rollouts(
-        run.wm, run.lam, held_out, sources=("inferred", "shuffled"), max_clips=max_clips, agent_states=True
+        wm, lam, held_out, sources=("inferred", "shuffled"), max_clips=max_clips, agent_states=True
     )
     scores = rollouts.controllability()
     return {
@@ -70,7 +75,7 @@ def score(run_dir: Path, max_clips: int) -> dict[str, float]:
         "agent_error_inferred": scores["inferred"].agent_error,
         "agent_error_shuffled": scores["shuffled"].agent_error,
         "moving_delta": scores["inferred"].moving_psnr - scores["shuffled"].moving_psnr,
-        "n_clips": len(held_out) if max_clips is None else min(max_clips, len(held_out)),
+        "n_clips": min(max_clips, len(held_out)),
     }
 
 
@@ -108,17 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             if (name, seed) in done:
                 continue
-            run_dir = run_variant(
-                args.pretrained.resolve(), args.out / f"{name}-s{seed}", VARIANTS[name], seed, args.steps
-            )
-            runs.append(
-                {
-                    "variant": name,
-                    "seed": seed,
-                    "overrides": VARIANTS[name],
-                    "scores": score(run_dir, args.max_clips),
-                }
-            )
+            lam, wm, data = warm_up(args.pretrained.resolve(), VARIANTS[name], seed, args.steps)
+            scores = score(lam, wm, data, args.max_clips)
+            runs.append({"variant": name, "seed": seed, "overrides": VARIANTS[name], "scores": scores})
             record.write_text(json.dumps(runs, indent=1))
             print(name, seed, runs[-1]["scores"], flush=True)
     print(table([run for run in runs if run["variant"] in args.variants]))

@@ -31,13 +31,21 @@ def _warmup_utilization(tmp_path: Path, episodes: int, pretrain_steps: int, warm
     return read_metrics(tmp_path / "run")[-1]
 
 
+# The picks spread (utilization, max share and entropy pass the paper's lines), but the geometry guard sees
+# what they hide: the IDM's outputs collapse towards one vector (latent spread ~0.01, used codes within 1% of
+# each other). Measured and open: benchmarks/results/2026-12-01-lam-collapse.md. Strict: fails once fixed.
+COLLAPSE = "the IDM's outputs collapse during the warm-up (geometry guard); see 2026-12-01-lam-collapse.md"
+
+
+@pytest.mark.xfail(strict=True, reason=COLLAPSE)
 def test_warmup_codebook_stays_healthy_on_pusht(tmp_path: Path) -> None:
     last = _warmup_utilization(tmp_path, episodes=6, pretrain_steps=30, warmup_steps=60)
     assert last["utilization"] >= 0.2 and last["max_share"] <= 0.5 and last["entropy"] >= 1.0, last
-    assert not last["collapse"]
+    assert not last["collapse"], last
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=COLLAPSE)
 def test_longer_warmup_codebook_stays_healthy_on_pusht(tmp_path: Path) -> None:
     last = _warmup_utilization(tmp_path, episodes=24, pretrain_steps=200, warmup_steps=250)
     assert last["utilization"] >= 0.2 and not last["collapse"], last
