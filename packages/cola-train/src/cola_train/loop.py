@@ -122,10 +122,6 @@ def batch_indices(seed: int, stage_index: int, step: int, dataset_size: int, bat
     return torch.randint(dataset_size, (batch_size,), generator=generator)
 
 
-def load_clips(dataset: Any, indices: torch.Tensor, device: torch.device) -> torch.Tensor:
-    return torch.stack([dataset[int(i)]["video"] for i in indices]).to(device, non_blocking=True)
-
-
 def load_batch(
     dataset: Any, indices: torch.Tensor, device: torch.device, real_actions: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -135,13 +131,16 @@ def load_batch(
     video = torch.stack([item["video"] for item in items]).to(device, non_blocking=True)
     if not real_actions:
         return video, None
-    if "transition_actions" not in items[0]:
+    return video, torch.stack([_transition_actions(item) for item in items]).to(device, non_blocking=True)
+
+
+def _transition_actions(item: dict[str, Any]) -> torch.Tensor:
+    if "transition_actions" not in item:
         raise ValueError(
             "model.actions = 'real' needs clips with real actions ('transition_actions'); this data has "
-            f"only {sorted(items[0])}: train on a cola_train ClipDataset of a dataset with actions"
+            f"only {sorted(item)}: train on a cola_train ClipDataset of a dataset with actions"
         )
-    actions = torch.stack([item["transition_actions"] for item in items]).to(device, non_blocking=True)
-    return video, actions
+    return item["transition_actions"]
 
 
 def run_stage(session: Session, name: str) -> StageOutcome:
@@ -308,7 +307,7 @@ def place_codebook(session: Session, names: list[str]) -> None:
     outputs = []
     with torch.no_grad():
         for start in range(0, count, micro):
-            video = load_clips(session.dataset, indices[start : start + micro], device)
+            video, _ = load_batch(session.dataset, indices[start : start + micro], device, real_actions=False)
             video = random_resized_crop(video, crops, config.train.crop_scale_min)
             outputs.append(lam.idm(video).float())
     seed = derive_seed(config.seed, stage_index, 0, _INIT_KMEANS_TAG)
@@ -329,7 +328,8 @@ def fit_real_actions(session: Session) -> None:
     count = min(REAL_ACTION_FIT_CLIPS, len(dataset))
     generator = torch.Generator().manual_seed(derive_seed(session.config.seed, 0, 0, _INIT_CLIPS_TAG))
     indices = torch.randperm(len(dataset), generator=generator)[:count]
-    _, actions = load_batch(dataset, indices, torch.device("cpu"), real_actions=True)
+    # One clip at a time, keeping only its actions: 1024 clips' frames would be ~300 MB held for nothing.
+    actions = torch.stack([_transition_actions(dataset[int(i)]) for i in indices])
     encoder.fit(actions.to(encoder.mean.device))
 
 

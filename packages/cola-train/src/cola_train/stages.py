@@ -137,16 +137,19 @@ class CoLAModels(nn.Module):
         ground-truth-action ceiling."""
         from cola_wm import flow_matching_loss
 
-        if plan.objective == "flow" and not plan.conditioned:
-            loss = flow_matching_loss(
+        def flow_loss(actions: torch.Tensor | None) -> torch.Tensor:
+            return flow_matching_loss(
                 self.wm,
                 video,
-                None,
+                None if actions is None else actions.to(video.dtype),
                 num_context=num_context,
                 time_sampling=time_sampling,
                 generator=generator,
                 motion_weight=self.motion_weight,
             )
+
+        if plan.objective == "flow" and not plan.conditioned:
+            loss = flow_loss(None)
             return {"loss": loss, "flow_loss": loss.detach()}
         if self.real_actions is not None:
             if transition_actions is None:
@@ -154,16 +157,8 @@ class CoLAModels(nn.Module):
                     "model.actions = 'real' conditions the world model on the clips' real actions, but the "
                     "batch has none: the data must yield 'transition_actions' (a cola_train ClipDataset does)"
                 )
-            flow = flow_matching_loss(
-                self.wm,
-                video,
-                self.real_actions(transition_actions).to(video.dtype),
-                num_context=num_context,
-                time_sampling=time_sampling,
-                generator=generator,
-                motion_weight=self.motion_weight,
-            )
-            return {"loss": flow, "flow_loss": flow.detach()}
+            loss = flow_loss(self.real_actions(transition_actions))
+            return {"loss": loss, "flow_loss": loss.detach()}
 
         # The LAM sees a random crop while it trains (as in the paper);
         # the world model's target stays uncropped.
@@ -186,15 +181,7 @@ class CoLAModels(nn.Module):
         actions = codes.quantized.flatten(-2)
         if plan.stop_gradient or not plan.lam_trains:
             actions = actions.detach()
-        flow = flow_matching_loss(
-            self.wm,
-            video,
-            actions.to(video.dtype),
-            num_context=num_context,
-            time_sampling=time_sampling,
-            generator=generator,
-            motion_weight=self.motion_weight,
-        )
+        flow = flow_loss(actions)
         loss = flow + codes.loss if plan.lam_trains else flow
         out.update(loss=loss, flow_loss=flow.detach())
         return out
