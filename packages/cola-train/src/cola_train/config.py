@@ -169,6 +169,10 @@ class RunConfig:
 
 
 def validate(config: RunConfig) -> None:
+    """Every field of ``config`` in range and consistent, the model configs included, so a bad value fails
+    before anything is collected or written."""
+    from cola_train.config_ranges import check_ranges
+
     for name in config.stages:
         if name not in STAGE_NAMES:
             raise ValueError(
@@ -183,13 +187,9 @@ def validate(config: RunConfig) -> None:
         )
     if not config.stages:
         raise ValueError("stages is empty; list at least one of " + ", ".join(STAGE_NAMES))
-    for name in STAGE_NAMES:
-        if config.stage(name).steps < 0:
-            raise ValueError(f"{name}.steps must be >= 0, got {config.stage(name).steps}")
+    check_ranges(config.to_dict(), STAGE_NAMES)
     train = config.train
-    if train.batch_size <= 0:
-        raise ValueError(f"train.batch_size must be positive, got {train.batch_size}")
-    if train.micro_batch_size < 0 or (train.micro_batch_size and train.batch_size % train.micro_batch_size):
+    if train.micro_batch_size and train.batch_size % train.micro_batch_size:
         raise ValueError(
             f"train.micro_batch_size ({train.micro_batch_size}) must divide train.batch_size "
             f"({train.batch_size}); 0 means one shard per process"
@@ -197,14 +197,6 @@ def validate(config: RunConfig) -> None:
     if train.time_sampling not in ("logit_normal", "uniform"):
         raise ValueError(
             f"train.time_sampling must be 'logit_normal' or 'uniform', got {train.time_sampling!r}"
-        )
-    if not 0.0 < train.crop_scale_min <= 1.0:
-        raise ValueError(
-            f"train.crop_scale_min must be in (0, 1] (1 disables crops), got {train.crop_scale_min}"
-        )
-    if not 0.0 <= train.motion_weight < float("inf"):
-        raise ValueError(
-            f"train.motion_weight must be a finite number >= 0 (0: unweighted), got {train.motion_weight}"
         )
     if config.model.actions not in ACTION_KINDS:
         raise ValueError(
@@ -221,27 +213,12 @@ def validate(config: RunConfig) -> None:
             )
     if train.strategy not in ("ddp", "fsdp"):
         raise ValueError(f"train.strategy must be 'ddp' or 'fsdp', got {train.strategy!r}")
-    if train.log_every <= 0 or train.checkpoint_every <= 0 or train.keep_checkpoints <= 0:
-        raise ValueError(
-            "train.log_every, train.checkpoint_every and train.keep_checkpoints must be positive"
-        )
-    if not 1 <= train.num_context < config.data.clip_length:
+    if not train.num_context < config.data.clip_length:
         raise ValueError(
             f"train.num_context ({train.num_context}) must be in [1, data.clip_length - 1] "
             f"(clip_length {config.data.clip_length})"
         )
-    if config.data.clip_length < 2:
-        raise ValueError(f"data.clip_length must be >= 2 (one transition), got {config.data.clip_length}")
-    optim = config.optim
-    if len(optim.betas) != 2:
-        raise ValueError(f"optim.betas must hold two numbers, got {optim.betas}")
-    if not 0.0 <= optim.ema_decay < 1.0:
-        raise ValueError(f"optim.ema_decay must be in [0, 1), got {optim.ema_decay}")
-    if not 0.0 <= optim.min_lr_ratio <= 1.0:
-        raise ValueError(f"optim.min_lr_ratio must be in [0, 1], got {optim.min_lr_ratio}")
-    for key in ("lr_lam", "lr_action", "lr_dit", "lr_decoder"):
-        if getattr(optim, key) <= 0:
-            raise ValueError(f"optim.{key} must be positive, got {getattr(optim, key)}")
+    model_configs(config)
 
 
 def model_configs(config: RunConfig) -> tuple[Any, Any]:
