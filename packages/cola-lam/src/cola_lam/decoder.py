@@ -9,10 +9,15 @@ from torch import nn
 
 from .blocks import SpatialBlock, init_weights, patchify, unpatchify
 from .config import LAMConfig
+from .hub_io import StrictHubMixin
 
 
 class LAMDecoder(
-    nn.Module, PyTorchModelHubMixin, library_name="cola-lam", tags=["cola", "latent-action-model"]
+    nn.Module,
+    StrictHubMixin,
+    PyTorchModelHubMixin,
+    library_name="cola-lam",
+    tags=["cola", "latent-action-model"],
 ):
     """A spatial transformer over the patches of frame t plus the action's tokens; it predicts the change to
     frame t+1 per patch (the output head starts at zero, so an untrained decoder copies frame t)."""

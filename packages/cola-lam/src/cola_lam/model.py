@@ -7,12 +7,17 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from .config import LAMConfig
+from .hub_io import StrictHubMixin
 from .idm import InverseDynamicsModel
 from .quantizer import VectorQuantizer, VQOutput
 
 
 class LatentActionModel(
-    nn.Module, PyTorchModelHubMixin, library_name="cola-lam", tags=["cola", "latent-action-model"]
+    nn.Module,
+    StrictHubMixin,
+    PyTorchModelHubMixin,
+    library_name="cola-lam",
+    tags=["cola", "latent-action-model"],
 ):
     """``video [B, T, C, H, W]`` -> one discrete latent action per transition (``T-1`` of them)."""
 

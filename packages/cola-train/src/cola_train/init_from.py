@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from cola_lam.hub_io import load_state_strict
 from torch import nn
 
 from cola_train.checkpoint import CHECKPOINT_PATTERN, latest_checkpoint, load_checkpoint
@@ -68,11 +69,11 @@ class SourceWeights:
     def load_into(self, models: nn.Module) -> list[str]:
         """Copy the weights into ``models`` (a CoLAModels); return the names of the parts loaded."""
         self.check_compatible(models.lam.config, models.wm.config)
-        models.lam.load_state_dict(self.lam)
-        models.wm.load_state_dict(self.wm)
+        load_state_strict(models.lam, self.lam, f"{self.location} (lam)")
+        load_state_strict(models.wm, self.wm, f"{self.location} (wm)")
         loaded = ["lam", "wm"]
         if models.decoder is not None and self.decoder is not None:
-            models.decoder.load_state_dict(self.decoder)
+            load_state_strict(models.decoder, self.decoder, f"{self.location} (lam_decoder)")
             loaded.append("lam_decoder")
         return loaded
 

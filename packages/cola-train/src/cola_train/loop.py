@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from cola_lam.hub_io import load_state_strict
 from torch import nn
 
 from cola_train.augment import random_resized_crop
@@ -606,12 +607,10 @@ def _save(
 def restore_models(session: Session, checkpoint: Checkpoint) -> None:
     """Load model, EMA and step state from ``checkpoint`` (the optimizer state loads in run_stage)."""
     models = session.models
-    models.lam.load_state_dict(checkpoint.group("lam"))
-    models.wm.load_state_dict(checkpoint.group("wm"))
-    if models.decoder is not None:
-        models.decoder.load_state_dict(checkpoint.group("decoder"))
-    if models.real_actions is not None:
-        models.real_actions.load_state_dict(checkpoint.group("real_actions"))
+    parts = {"lam": models.lam, "wm": models.wm, "decoder": models.decoder}
+    for prefix, module in {**parts, "real_actions": models.real_actions}.items():
+        if module is not None:
+            load_state_strict(module, checkpoint.group(prefix), f"checkpoint {checkpoint.path} ({prefix}.*)")
     session.ema.load_state_dict(checkpoint.group("ema"), checkpoint.state["ema_updates"])
     session.global_step = checkpoint.state["global_step"]
     session.resume = None if checkpoint.state["stage_done"] else checkpoint

@@ -11,6 +11,7 @@ model's limits apart from the LAM's.
 from dataclasses import asdict, dataclass, field
 
 import torch
+from cola_lam.hub_io import StrictHubMixin
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
@@ -41,7 +42,9 @@ class RealActionConfig:
         return asdict(self)
 
 
-class RealActionEncoder(nn.Module, PyTorchModelHubMixin, library_name="cola-train", tags=["cola"]):
+class RealActionEncoder(
+    nn.Module, StrictHubMixin, PyTorchModelHubMixin, library_name="cola-train", tags=["cola"]
+):
     """``transition_actions [B, T-1, frame_skip, A]`` -> standardised ``[B, T-1, frame_skip * len(columns)]``.
 
     The per-column mean and standard deviation are buffers (saved with the weights) that :meth:`fit` sets
