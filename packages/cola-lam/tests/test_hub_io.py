@@ -1,4 +1,4 @@
-"""from_pretrained is strict and checksummed: missing/extra weights and flipped bytes are errors naming the file."""
+"""from_pretrained is strict and checksummed: missing or extra weights and flipped bytes are errors."""
 
 from pathlib import Path
 
