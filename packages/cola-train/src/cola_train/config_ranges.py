@@ -37,9 +37,9 @@ class Range:
 
 POSITIVE = Range(1, INF)
 NON_NEGATIVE = Range(0, INF)
-# AdamW moves each weight by about the learning rate per step; above 1 no run learns (and from ~1e38 on the
-# float32 update overflows).
-LEARNING_RATE = Range(0, 1, low_open=True, hint="AdamW learning rates are small, e.g. 1e-4")
+# AdamW's first step is lr / (1 - beta1) in size, which overflows float32 (a crash inside the optimizer) from
+# lr ~1e37 on; below that a too-large rate diverges and the training guard stops the run with the step named.
+LEARNING_RATE = Range(0, 1e30, low_open=True, hint="AdamW learning rates are small, e.g. 1e-4")
 UNIT_OPEN = Range(0, 1, high_open=True)
 
 RANGES: dict[str, Range] = {
