@@ -77,7 +77,10 @@ def test_atomic_write_leaves_no_temporary_files_and_prunes(tmp_path: Path) -> No
     ]
     prune_checkpoints(tmp_path, keep=2)
     assert latest_checkpoint(tmp_path).name == "checkpoint-000000010.safetensors"
-    assert len(list(tmp_path.iterdir())) == 2, "no .tmp files left behind"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "checksums.json") == [
+        "checkpoint-000000007.safetensors",
+        "checkpoint-000000010.safetensors",
+    ], "no .tmp files left behind"
     (tmp_path / "checkpoint-000000011.safetensors").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="cannot be read"):
         load_checkpoint(latest_checkpoint(tmp_path))

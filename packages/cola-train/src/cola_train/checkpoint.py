@@ -3,7 +3,8 @@
 A checkpoint holds named tensor groups (``lam.*``, ``wm.*``, ``ema.*``, ``optim.*``, ``rng.*``) and a JSON
 ``state`` (stage, step, RNG state of python and numpy, optimizer hyper-parameters, anything the loop needs).
 It is written to a temporary file in the same directory, fsynced and renamed over the target, so a crash at
-any moment leaves either the previous checkpoint or the new one, never half a file.
+any moment leaves either the previous checkpoint or the new one, never half a file. Its sha256 goes into the
+directory's ``checksums.json`` (:mod:`cola_train.manifest`) and is checked on every load.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from cola_lam.hub_io import file_sha256
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 from cola_train.distributed import full_tensor
+from cola_train.manifest import update_manifest, verify_file
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d{9})\.safetensors$")
 
@@ -58,6 +61,11 @@ def save_checkpoint(path: Path, groups: dict[str, dict[str, torch.Tensor]], stat
         save_file(tensors, temp_name, metadata={"state": json.dumps(state)})
         with open(temp_name, "rb+") as file:
             os.fsync(file.fileno())
+        digest = file_sha256(Path(temp_name))
+        # An older file of this name goes first: were it still there once the manifest holds the new digest,
+        # a crash would leave it failing its check (the run then resumes from the checkpoint before it).
+        path.unlink(missing_ok=True)
+        update_manifest(path.parent, {path.name: digest})
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
@@ -80,6 +88,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise ValueError(
             f"checkpoint {path} cannot be read ({error}); delete it to resume from an older one"
         ) from error
+    verify_file(path)
     if "state" not in metadata:
         raise ValueError(
             f"checkpoint {path} has no training state in its metadata; it was not written by cola-train"
@@ -102,8 +111,11 @@ def latest_checkpoint(directory: Path) -> Path | None:
 
 
 def prune_checkpoints(directory: Path, keep: int) -> None:
-    for old in list_checkpoints(directory)[:-keep]:
-        old.unlink(missing_ok=True)
+    old = list_checkpoints(directory)[:-keep]
+    for path in old:
+        path.unlink(missing_ok=True)
+    if old:
+        update_manifest(directory, {})
 
 
 def optimizer_to_tensors(
