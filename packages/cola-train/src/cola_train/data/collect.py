@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -20,6 +21,7 @@ from cola_train.data.lerobot import (
 from cola_train.data.pusht import FPS, FRAME_SIZE, TASK, make_pusht_env, rollout_pusht
 
 DEFAULT_EPISODE_LENGTH = 200
+TEMP_PREFIX = ".tmp-"
 
 _worker_env = None  # one env per worker process, reused across its episodes (each reset rebuilds the physics)
 
@@ -56,7 +58,30 @@ def collect_pusht(
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     out = prepare_output_dir(out_dir)
+    # Episodes go to a hidden sibling that becomes `out` only once meta/ is written, so a killed collection
+    # never leaves a folder that reads as a (partial) dataset.
+    staging = out.parent / f"{TEMP_PREFIX}{out.name}"
+    shutil.rmtree(staging, ignore_errors=True)  # a previous collection into `out` that was killed
+    staging.mkdir()
+    try:
+        _collect_into(staging, episodes, seed, episode_length, workers, progress, frame_size, explore)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
 
+
+def _collect_into(
+    out: Path,
+    episodes: int,
+    seed: int,
+    episode_length: int,
+    workers: int | None,
+    progress: bool,
+    frame_size: int,
+    explore: float,
+) -> None:
     jobs = [
         (out, index, *episode_seeds(seed, index), episode_length, frame_size, explore)
         for index in range(episodes)
@@ -77,7 +102,6 @@ def collect_pusht(
                     records.append(record)
                     bar.update(episode_length)
     write_meta(out, records, FPS, TASK, camera=DEFAULT_CAMERA)
-    return out
 
 
 def _init_worker() -> None:

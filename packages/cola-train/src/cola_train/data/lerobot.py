@@ -75,6 +75,9 @@ def prepare_output_dir(root: str | Path) -> Path:
         raise ValueError(
             f"{root} already exists and is not an empty directory; choose a new --out or remove it"
         )
+    blocking = next((parent for parent in root.parents if parent.exists() and not parent.is_dir()), None)
+    if blocking is not None:
+        raise ValueError(f"cannot create {root}: {blocking} is a file, not a folder; choose another --out")
     root.mkdir(parents=True, exist_ok=True)
     return root
 
@@ -280,8 +283,13 @@ def _read_info(root: Path) -> dict:
     path = root / "meta" / "info.json"
     try:
         info = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DatasetError(f"cannot read {path} ({error}); is {root} a LeRobot dataset?") from error
+    if not isinstance(info, dict):
+        raise DatasetError(
+            f"{path} must hold a JSON object (codebase_version, fps, features, ...), got a "
+            f"{type(info).__name__}; re-create or re-download the dataset"
+        )
     version = str(info.get("codebase_version", ""))
     if not version.startswith("v2"):
         raise DatasetError(
@@ -291,19 +299,49 @@ def _read_info(root: Path) -> dict:
     for key in ("fps", "features"):
         if key not in info:
             raise DatasetError(f"{path} has no {key!r} entry; it is not a complete LeRobot info.json")
+    _check_info_fields(info, path)
     return info
+
+
+def _check_info_fields(info: dict, path: Path) -> None:
+    """Every info.json field the reader uses, with the value it must have (fps 0 made every frame frame 0)."""
+    fps = info["fps"]
+    if isinstance(fps, bool) or not isinstance(fps, int | float) or not 0 < fps < float("inf"):
+        raise DatasetError(f"{path}: 'fps' must be a positive number of frames per second, got {fps!r}")
+    features = info["features"]
+    if not isinstance(features, dict) or not all(isinstance(f, dict) for f in features.values()):
+        raise DatasetError(f"{path}: 'features' must map each feature name to an object, got {features!r}")
+    for key, low in (("chunks_size", 1), ("total_episodes", 0)):
+        value = info.get(key, low)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise DatasetError(f"{path}: {key!r} must be an integer >= {low}, got {value!r}")
+    for key in ("data_path", "video_path"):
+        if not isinstance(info.get(key, ""), str):
+            raise DatasetError(f"{path}: {key!r} must be a path template string, got {info[key]!r}")
 
 
 def _episode_records(root: Path, info: dict) -> list[dict]:
     path = root / "meta" / "episodes.jsonl"
     if not path.is_file():
         return [{"episode_index": index} for index in range(int(info.get("total_episodes", 0)))]
-    try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except json.JSONDecodeError as error:
-        raise DatasetError(
-            f"{path} is not valid JSON lines ({error}); re-create or re-download it"
-        ) from error
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DatasetError(
+                f"{path} line {number} is not valid JSON ({error}); re-create or re-download it"
+            ) from error
+        index = record.get("episode_index") if isinstance(record, dict) else None
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise DatasetError(
+                f"{path} line {number} has no integer 'episode_index' >= 0 (got {line[:80]!r}); every line "
+                "must name its episode: re-create or re-download the dataset"
+            )
+        records.append(record)
+    return records
 
 
 def _read_parquet(path: Path) -> pa.Table:

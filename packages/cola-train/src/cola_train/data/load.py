@@ -30,6 +30,12 @@ def detect_format(path: str | Path) -> str:
         )
     if (path / "meta" / "info.json").is_file():
         return "lerobot"
+    if _partial_lerobot(path):
+        raise DatasetError(
+            f"{path} looks like a LeRobot dataset without its meta/info.json (it has meta/, data/chunk-* or "
+            "videos/chunk-*): a collection or download that did not finish. Delete it and collect or "
+            "download it again"
+        )
     if _hdf5_files(path):
         return "hdf5"
     if find_videos(path):
@@ -56,6 +62,11 @@ def load_episodes(path: str | Path, camera: str | None = None) -> list[Episode]:
     for file in [path] if path.is_file() else _hdf5_files(path):
         episodes += read_hdf5(file, camera, first_index=len(episodes))
     return episodes
+
+
+def _partial_lerobot(root: Path) -> bool:
+    """A folder with LeRobot's layout but no info.json: read as mp4 videos it would train action-free."""
+    return (root / "meta").is_dir() or any(root.glob("data/chunk-*")) or any(root.glob("videos/chunk-*"))
 
 
 def _hdf5_files(root: Path) -> list[Path]:
