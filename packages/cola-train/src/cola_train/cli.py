@@ -106,10 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from cola_train.loop import TrainingDiverged
+    from cola_train.run_files import RunStorageError
 
     try:
         return int(args.func(args) or 0)
-    except TrainingDiverged as error:
+    except (TrainingDiverged, RunStorageError) as error:
         print(f"cola-train: {error}", file=sys.stderr)
         return 1
     except ValueError as error:

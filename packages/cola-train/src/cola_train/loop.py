@@ -135,6 +135,18 @@ def load_batch(
     return video, torch.stack([_transition_actions(item) for item in items]).to(device, non_blocking=True)
 
 
+def check_finite(video: torch.Tensor, clips: torch.Tensor, where: str) -> None:
+    """ValueError naming ``where`` (stage and step) and the dataset indices of clips with NaN or inf pixels;
+    the models would only say that some input was not finite."""
+    bad = ~torch.isfinite(video.flatten(1)).all(dim=1)
+    if bool(bad.any()):
+        indices = clips[bad.cpu()].tolist()
+        raise ValueError(
+            f"bad data in {where}: clip(s) {indices} of the dataset hold NaN or infinite pixel values; "
+            "nothing was trained on them. Frames must be finite (in [-1, 1]): fix or drop those clips"
+        )
+
+
 def _transition_actions(item: dict[str, Any]) -> torch.Tensor:
     if "transition_actions" not in item:
         raise ValueError(
@@ -206,12 +218,11 @@ def run_stage(session: Session, name: str) -> StageOutcome:
             # not take a generator (dead-code restart).
             torch.manual_seed(shard_seed)
             generator = torch.Generator(context.device).manual_seed(shard_seed)
+            clips = indices[shard * micro : (shard + 1) * micro]
             video, transition_actions = load_batch(
-                session.dataset,
-                indices[shard * micro : (shard + 1) * micro],
-                context.device,
-                real_actions=models.real_actions is not None,
+                session.dataset, clips, context.device, real_actions=models.real_actions is not None
             )
+            check_finite(video, clips, f"stage {name!r} at step {step}")
             sync = (
                 wrapped.no_sync()
                 if isinstance(wrapped, nn.parallel.DistributedDataParallel) and local < shards_per_rank - 1
@@ -308,7 +319,9 @@ def place_codebook(session: Session, names: list[str]) -> None:
     outputs = []
     with torch.no_grad():
         for start in range(0, count, micro):
-            video, _ = load_batch(session.dataset, indices[start : start + micro], device, real_actions=False)
+            clips = indices[start : start + micro]
+            video, _ = load_batch(session.dataset, clips, device, real_actions=False)
+            check_finite(video, clips, f"the codebook initialisation before stage {trains_lam[0]!r}")
             video = random_resized_crop(video, crops, config.train.crop_scale_min)
             outputs.append(lam.idm(video).float())
     seed = derive_seed(config.seed, stage_index, 0, _INIT_KMEANS_TAG)

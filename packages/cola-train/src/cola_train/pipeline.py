@@ -7,11 +7,9 @@ run directory with checkpoints, resume and the final ``save_pretrained``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import torch
 from cola_train.checkpoint import latest_checkpoint, load_checkpoint
 from cola_train.config import RunConfig, config_differences, model_configs
 from cola_train.distributed import DistContext, barrier, full_state_dict, init_distributed
+from cola_train.fingerprint import data_fingerprint
 from cola_train.init_from import SourceWeights, read_source
 from cola_train.loop import (
     Session,
@@ -29,9 +28,19 @@ from cola_train.loop import (
     restore_models,
     run_stage,
 )
+from cola_train.run_files import (
+    RunStorageError,
+    clean_temporaries,
+    read_json,
+    storage_error_message,
+    write_json_atomic,
+)
+from cola_train.run_lock import RunLock
 from cola_train.stages import CoLAModels
 
 logger = logging.getLogger("cola_train")
+
+DATA_FILE = "data.json"
 
 
 def build_models(
@@ -162,6 +171,10 @@ def train(
     replaces loading ``config.data.path`` (any sequence of dicts with a ``video [T, C, H, W]`` entry).
     With ``config.init_from`` a new run starts from that run's weights (logged as an ``init_from`` event); a
     resumed run continues from its own checkpoint and does not read the source again.
+
+    The main process holds a lock on ``out`` for the whole run (a second process on it gets a ValueError),
+    and writes ``config.json`` only once the data and models are ready, so a failed start leaves nothing a
+    later run would take for a started one.
     """
     run_dir = Path(out).resolve()
     if data is None:
@@ -171,17 +184,36 @@ def train(
     if config.init_from is not None and Path(config.init_from).expanduser().exists():
         config = dataclasses.replace(config, init_from=str(Path(config.init_from).expanduser().resolve()))
     context = init_distributed(config.train.device)
+    with RunLock(run_dir) if context.is_main else contextlib.nullcontext():
+        return _train_locked(config, run_dir, resume, data, push_to_hub, context)
+
+
+def _train_locked(
+    config: RunConfig,
+    run_dir: Path,
+    resume: bool,
+    data: Any,
+    push_to_hub: str | None,
+    context: DistContext,
+) -> Path:
     resolved = config.to_dict()
     checkpoint_file = latest_checkpoint(run_dir / "checkpoints") if resume else None
     # Read (and check) the source before anything is written, so a bad one leaves no half-made run behind.
     source = read_source(config.init_from) if config.init_from and checkpoint_file is None else None
     if source is not None:
         source.check_compatible(*model_configs(config))
-    _prepare_run_dir(run_dir, resolved, resume, context)
+    _check_run_dir(run_dir, resolved, resume)
+    # Every rank checks before the main rank writes: a rank that looked after the write would take this
+    # fresh run for an old one and stop.
+    barrier(context)
+    fingerprint = data_fingerprint(Path(config.data.path)) if data is None and context.is_main else None
     if data is None:
         data = load_dataset(config)
     models = build_models(config)
     session = _session(config, models, data, run_dir)
+    if context.is_main and resume:
+        clean_temporaries(run_dir)
+        session.log.repair()
     first = 0
     if checkpoint_file is not None:
         checkpoint = load_checkpoint(checkpoint_file)
@@ -206,6 +238,8 @@ def train(
             session.log.truncate_from(0, 0)
         if source is not None:
             _initialise(session, source)
+    if context.is_main:
+        _record_run_files(session, resolved, fingerprint)
     barrier(context)
     try:
         place_codebook(session, config.stages[first:])
@@ -222,16 +256,19 @@ def train(
                 },
                 f"stage {name} finished after {outcome.steps} steps (loss {outcome.final_loss})",
             )
+        save_models(session, run_dir / "models")
+    except OSError as error:
+        kept = latest_checkpoint(run_dir / "checkpoints")
+        raise RunStorageError(storage_error_message(run_dir, error, kept)) from error
     finally:
         session.log.close()
-    save_models(session, run_dir / "models")
     if context.is_main and push_to_hub:
         push_run(run_dir, push_to_hub)
     barrier(context)
     return run_dir
 
 
-def _prepare_run_dir(run_dir: Path, resolved: dict[str, Any], resume: bool, context: DistContext) -> None:
+def _check_run_dir(run_dir: Path, resolved: dict[str, Any], resume: bool) -> None:
     config_file = run_dir / "config.json"
     if config_file.exists():
         if not resume:
@@ -239,16 +276,32 @@ def _prepare_run_dir(run_dir: Path, resolved: dict[str, Any], resume: bool, cont
                 f"run directory {run_dir} already holds a run; pass --resume to continue it or choose "
                 "another --out"
             )
-        differences = config_differences(_with_defaults(json.loads(config_file.read_text())), resolved)
+        saved = read_json(config_file, "the run's config")
+        differences = config_differences(_with_defaults(saved), resolved)
         if differences:
             raise ValueError(_mismatch_message(run_dir, differences))
-    # Every rank checks before the main rank writes: a rank that looked after the write would take this
-    # fresh run for an old one and stop.
-    barrier(context)
-    if context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json_atomic(config_file, resolved)
-    barrier(context)
+
+
+def _record_run_files(session: Session, resolved: dict[str, Any], fingerprint: str | None) -> None:
+    """Write config.json (then data.json) as the run starts; on resume, warn when the data changed."""
+    run_dir = session.run_dir
+    data_file = run_dir / DATA_FILE
+    fresh = not (run_dir / "config.json").exists()
+    if fresh:
+        write_json_atomic(run_dir / "config.json", resolved)
+    if fingerprint is None:
+        return
+    if fresh or not data_file.exists():
+        write_json_atomic(data_file, {"path": resolved["data"]["path"], "fingerprint": fingerprint})
+        return
+    saved = read_json(data_file, "the fingerprint of the run's data").get("fingerprint")
+    if saved != fingerprint:
+        session.log.event(
+            {"event": "data_changed", "path": resolved["data"]["path"], "was": saved, "now": fingerprint},
+            f"the data at {resolved['data']['path']} changed since this run started (fingerprint "
+            f"{str(saved)[:12]} -> {fingerprint[:12]}); the run continues on the data there now",
+            level=logging.WARNING,
+        )
 
 
 def _initialise(session: Session, source: SourceWeights) -> None:
@@ -274,15 +327,6 @@ def _mismatch_message(run_dir: Path, differences: list[str]) -> str:
         + "\n  ".join(differences)
         + "\nresume with the same config, or start a new run in another --out directory"
     )
-
-
-def _write_json_atomic(path: Path, values: dict[str, Any]) -> None:
-    handle, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(handle, "w") as file:
-        json.dump(values, file, indent=2)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temp, path)
 
 
 def save_models(session: Session, directory: Path) -> None:

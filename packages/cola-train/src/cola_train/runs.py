@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import nn
+
+from cola_train.run_files import read_json
 
 
 @dataclass
@@ -34,7 +35,7 @@ def load_trained(run_dir_or_hub_id: str | Path) -> TrainedRun:
     config_file = run_dir / "config.json"
     if not config_file.is_file():
         raise ValueError(f"{run_dir} has no config.json; it is not a cola-train run directory")
-    config = json.loads(config_file.read_text())
+    config = read_json(config_file, "the run's config")
     models = run_dir / "models"
     real = config.get("model", {}).get("actions", "latent") == "real"
     required = ("real_actions", "wm") if real else ("lam", "wm")
