@@ -47,6 +47,9 @@ def test_a_second_process_on_a_run_directory_gets_a_clear_error(tmp_path: Path) 
     assert not (run_dir / "config.json").exists()
     with RunLock(run_dir):
         pass  # released on exit, however the holder left
+    with RunLock(tmp_path / "q"), pytest.raises(ValueError, match="in use by another"):
+        quickstart(tmp_path / "q", overrides=["pretrain.steps=1"])
+    assert not (tmp_path / "q" / "data").exists(), "the second quickstart collected nothing"
 
 
 def test_a_failed_start_writes_nothing_a_rerun_would_trip_on(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ import logging
 import shutil
 from pathlib import Path
 
-from cola_train.config import load_config
+from cola_train.config import RunConfig, load_config
 from cola_train.pipeline import train
+from cola_train.run_lock import RunLock
 
 logger = logging.getLogger("cola_train")
 
@@ -28,11 +29,18 @@ def quickstart(
     out = Path(out).resolve()
     data_path = out / "data" / "pusht"
     config = load_config(preset="quickstart", overrides=[f'data.path="{data_path}"', *(overrides or [])])
+    # The lock on `out` keeps a second quickstart from collecting into the same folder; train() locks out/run.
+    with RunLock(out):
+        _collect_once(data_path, config, episodes)
+        return train(config, out / "run", resume=True)
+
+
+def _collect_once(data_path: Path, config: RunConfig, episodes: int) -> None:
     if not (data_path / "meta" / "info.json").exists():
         from cola_train.data import collect_pusht
 
         if data_path.exists():
-            # A collection that was interrupted leaves a partial folder; collect_pusht wants an empty one.
+            # A collection killed before its rename leaves an empty folder; collect_pusht wants an empty one.
             shutil.rmtree(data_path)
         logger.info("collecting %d PushT episodes into %s", episodes, data_path)
         collect_pusht(
@@ -42,4 +50,3 @@ def quickstart(
             episode_length=QUICKSTART_EPISODE_LENGTH,
             frame_size=config.data.frame_size,
         )
-    return train(config, out / "run", resume=True)
