@@ -45,6 +45,9 @@ def test_a_second_process_on_a_run_directory_gets_a_clear_error(tmp_path: Path) 
     with RunLock(run_dir), pytest.raises(ValueError, match=r"is in use by another cola-train process"):
         train(tiny_config(stages=["pretrain"]), run_dir, data=MovingSquares())
     assert not (run_dir / "config.json").exists()
+    config = tiny_config(stages=["pretrain"])
+    with RunLock(run_dir), pytest.raises(ValueError, match=r"is in use by another cola-train process"):
+        run_stages(config, build_models(config), MovingSquares(), ["pretrain"], run_dir=run_dir)
     with RunLock(run_dir):
         pass  # released on exit, however the holder left
     with RunLock(tmp_path / "q"), pytest.raises(ValueError, match="in use by another"):

@@ -118,19 +118,22 @@ def run_stages(
 ) -> list[StageOutcome]:
     """Run ``names`` in order on ``models`` (trained in place) with the clips ``data``.
 
-    Without ``run_dir`` nothing is written; with it, metrics and checkpoints go there. ``models.wm`` keeps the
-    raw weights; use :func:`train` for a run that also keeps and saves the EMA weights.
+    Without ``run_dir`` nothing is written; with it, metrics and checkpoints go there (under the run
+    directory's lock, as :func:`train`). ``models.wm`` keeps the raw weights; use :func:`train` for a run that
+    also keeps and saves the EMA weights.
     """
     config = dataclasses.replace(config, stages=list(names))
     session = _session(config, models, data, Path(run_dir) if run_dir else None)
     if session.run_dir is not None:
         session.run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        place_codebook(session, list(names))
-        fit_real_actions(session)
-        return [run_stage(session, name) for name in names]
-    finally:
-        session.log.close()
+    locked = session.run_dir is not None and session.context.is_main
+    with RunLock(session.run_dir) if locked else contextlib.nullcontext():
+        try:
+            place_codebook(session, list(names))
+            fit_real_actions(session)
+            return [run_stage(session, name) for name in names]
+        finally:
+            session.log.close()
 
 
 def pretrain(config: RunConfig, models: CoLAModels, data: Any, run_dir: Path | None = None) -> StageOutcome:
