@@ -187,8 +187,20 @@ def train(
     if config.init_from is not None and Path(config.init_from).expanduser().exists():
         config = dataclasses.replace(config, init_from=str(Path(config.init_from).expanduser().resolve()))
     context = init_distributed(config.train.device)
+    # Checked before the lock creates the folder, so a bad --out or source leaves no half-made run behind.
+    _check_run_dir(run_dir, config.to_dict(), resume)
+    source = _read_source(config, run_dir, resume)
     with RunLock(run_dir) if context.is_main else contextlib.nullcontext():
-        return _train_locked(config, run_dir, resume, data, push_to_hub, context)
+        return _train_locked(config, run_dir, resume, data, push_to_hub, context, source)
+
+
+def _read_source(config: RunConfig, run_dir: Path, resume: bool) -> SourceWeights | None:
+    """The checked ``init_from`` weights of a run that starts now (a resumed run has its own)."""
+    if not config.init_from or (resume and latest_checkpoint(run_dir / "checkpoints") is not None):
+        return None
+    source = read_source(config.init_from)
+    source.check_compatible(*model_configs(config))
+    return source
 
 
 def _train_locked(
@@ -198,13 +210,11 @@ def _train_locked(
     data: Any,
     push_to_hub: str | None,
     context: DistContext,
+    source: SourceWeights | None,
 ) -> Path:
     resolved = config.to_dict()
     checkpoint_file = latest_checkpoint(run_dir / "checkpoints") if resume else None
-    # Read (and check) the source before anything is written, so a bad one leaves no half-made run behind.
-    source = read_source(config.init_from) if config.init_from and checkpoint_file is None else None
-    if source is not None:
-        source.check_compatible(*model_configs(config))
+    # Again under the lock: another process may have started a run here since the first check.
     _check_run_dir(run_dir, resolved, resume)
     # Every rank checks before the main rank writes: a rank that looked after the write would take this
     # fresh run for an old one and stop.
