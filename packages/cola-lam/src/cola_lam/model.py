@@ -2,7 +2,10 @@
 
 # No `from __future__ import annotations`: the Hub mixin reads the LAMConfig annotation at runtime
 # to rebuild the dataclass from config.json.
+from dataclasses import replace
+
 import torch
+import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
@@ -34,8 +37,24 @@ class LatentActionModel(
 
     def encode(self, video: torch.Tensor) -> VQOutput:
         """quantized ``[B, T-1, tokens_per_action, code_dim]``, indices ``[B, T-1, tokens_per_action]``,
-        loss (codebook + beta * commitment) and this batch's per-code usage counts."""
-        return self.quantizer(self.idm(video))
+        loss (codebook + beta * commitment, plus the variance-floor hinge in training) and this batch's
+        per-code usage counts."""
+        latents = self.idm(video)
+        codes = self.quantizer(latents)
+        if self.training and self.config.variance_floor > 0:
+            codes = replace(codes, loss=codes.loss + self.variance_hinge(latents))
+        return codes
+
+    def variance_hinge(self, latents: torch.Tensor) -> torch.Tensor:
+        """``mean(relu(variance_floor - std))`` of ``latents [B, T-1, tokens, code_dim]`` (as the quantizer
+        sees them), the std per token and dimension over the batch's transitions; 0 for one transition."""
+        flat = latents.reshape(-1, *latents.shape[-2:]).float()
+        if flat.shape[0] < 2:
+            return flat.new_zeros(())
+        if self.quantizer.l2_normalize:
+            flat = F.normalize(flat, dim=-1)
+        std = (flat.var(dim=0) + 1e-4).sqrt()
+        return F.relu(self.config.variance_floor - std).mean()
 
     @torch.no_grad()
     def initialize_codebook(self, video: torch.Tensor, seed: int = 0) -> None:
