@@ -1,12 +1,12 @@
 """The measurements behind gpu_suite.py, one function per task.
 
 A task gets ``dry`` (CPU, tiny sizes: the Triton kernels in Triton's interpreter, torch.compile with the
-`eager` backend, so that dynamo still traces but nothing is compiled) and ``emit``, which it calls with one
-record per row as soon as the row is measured: a task killed at its time limit keeps the rows it finished. A
-row holds raw figures (seconds, bytes moved, FLOPs, peak memory, the eager and torch.compile baselines'
-seconds) and its targets; gpu_suite.py turns them into GB/s, % of peak, MFU and speed-ups against the GPU's
-peaks. Whatever fails inside a row (a baseline, a size) is caught and written into the row's ``error``; the
-task goes on.
+`aot_eager` backend, so that dynamo and AOT autograd still trace but nothing is compiled) and ``emit``, which
+it calls with one record per row as soon as the row is measured: a task killed at its time limit keeps the
+rows it finished. A row holds raw figures (seconds, bytes moved, FLOPs, peak memory, the eager and
+torch.compile baselines' seconds) and its targets; gpu_suite.py turns them into GB/s, % of peak, MFU and
+speed-ups against the GPU's peaks. Whatever fails inside a row (a baseline, a size) is caught and written into
+the row's ``error``; the task goes on.
 
 Import this module only after gpu_suite.py has set TRITON_INTERPRET (dry) and PYTORCH_NVML_BASED_CUDA_CHECK:
 the bench_* modules ask torch.cuda.is_available() at import, which must not initialise CUDA before the fork.
@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch._dynamo  # once here rather than in every forked child (it takes seconds)
+import torch._dynamo
+import triton  # once here rather than in every forked child (it takes seconds)
 from cola_eval.planning.costs import PixelMSECost
 from cola_lam.kernels import nearest_code_reference, nearest_code_triton
 from cola_wm import ActionConditionedDiT, DiTConfig
@@ -70,7 +71,7 @@ def _device(dry: bool) -> str:
 def _compile(fn: Callable, dry: bool) -> Callable:
     # A fresh dynamo cache per size: each size gets its own static-shape graph, the best case for compile.
     torch._dynamo.reset()
-    return torch.compile(fn, dynamic=False, backend="eager" if dry else "inductor")
+    return torch.compile(fn, dynamic=False, backend="aot_eager" if dry else "inductor")
 
 
 def _peak_extra_bytes(fn: Callable[[], object], device: str) -> int | None:
@@ -87,8 +88,6 @@ def _peak_extra_bytes(fn: Callable[[], object], device: str) -> int | None:
 
 def device_record(dry: bool) -> dict[str, Any]:
     """What the suite ran on: the GPU's name (which picks its peaks) and the library versions."""
-    import triton
-
     name = "cpu" if dry else torch.cuda.get_device_name()
     return {
         "kind": "device",
@@ -112,9 +111,9 @@ def _check_nearest_code(shapes: list[tuple[int, int, int]], dtype: torch.dtype, 
     # Forward only: the kernel returns indices (not differentiable) and its distances are used detached.
     worst = 0.0
     for n, k, d in shapes:
-        gen = torch.Generator().manual_seed(n + k + d)
-        z = torch.randn(n, d, generator=gen).to(device, dtype)
-        codebook = torch.randn(k, d, generator=gen).to(device, dtype)
+        gen = torch.Generator(device).manual_seed(n + k + d)
+        z = torch.randn(n, d, generator=gen, device=device).to(dtype)
+        codebook = torch.randn(k, d, generator=gen, device=device).to(dtype)
         indices, sq_dist = nearest_code_triton(z, codebook)
         ref_indices, ref_dist = nearest_code_reference(z, codebook)
         label = f"N={n} K={k} D={d}"
@@ -132,12 +131,12 @@ def _check_nearest_code(shapes: list[tuple[int, int, int]], dtype: torch.dtype, 
 def _modulation_inputs(
     batch: int, frames: int | None, patches: int, channels: int, count: int, dtype: torch.dtype, device: str
 ) -> list[torch.Tensor]:
-    gen = torch.Generator().manual_seed(batch * 1000 + patches + channels)
+    gen = torch.Generator(device).manual_seed(batch * 1000 + patches + channels)
     tokens = patches * (frames or 1)
     mod_shape = (batch, channels) if frames is None else (batch, frames, channels)
-    x = torch.randn(batch, tokens, channels, generator=gen) * 3 + 1
-    mods = [torch.randn(mod_shape, generator=gen) for _ in range(count)]
-    return [t.to(device, dtype).requires_grad_() for t in (x, *mods)]
+    x = torch.randn(batch, tokens, channels, generator=gen, device=device) * 3 + 1
+    mods = [torch.randn(mod_shape, generator=gen, device=device) for _ in range(count)]
+    return [t.to(dtype).requires_grad_() for t in (x, *mods)]
 
 
 def _check_fused(
@@ -170,12 +169,14 @@ def kernel_checks(dry: bool, emit: Emit) -> None:
     """nearest_code (forward), adaln_modulate and gated_residual (forward, backward): fp32, bf16, fp16."""
     device = _device(dry)
     emit(device_record(dry))
+    # Ragged sizes as in the tests, and on a GPU one at the benchmarks' scale; each new shape and dtype costs
+    # Triton compiles (about a second each on a cold cache), so there are few.
     nearest_shapes = [(37, 5, 3), (100, 70, 33)]
-    # (batch, frames or None for per-sample modulation, tokens per frame, channels), ragged as in the tests
+    # (batch, frames or None for per-sample modulation, tokens per frame, channels)
     fused_shapes: list = [(2, 3, 37, 45), (3, None, 50, 130)]
     if not dry:
-        nearest_shapes += [(65, 129, 100), (262144, 1024, 64)]
-        fused_shapes += [(1, 5, 7, 1152), (2, FRAMES, 8192, 1152)]
+        nearest_shapes.append((262144, 1024, 64))
+        fused_shapes.append((2, FRAMES, 8192, 1152))
     kernels = {
         "nearest_code": lambda dtype_name: _check_nearest_code(nearest_shapes, DTYPES[dtype_name], device),
         "adaln_modulate": lambda dtype_name: _check_fused(
@@ -216,9 +217,9 @@ def nearest_code_bench(dry: bool, emit: Emit) -> None:
 def _nearest_code_size(n: int, k: int, d: int, dry: bool, device: str, emit: Emit) -> None:
     repeats = 1 if dry else GPU_REPEATS
     errors: list[str] = []
-    gen = torch.Generator().manual_seed(0)
-    z = torch.randn(n, d, generator=gen).to(device)
-    codebook = torch.randn(k, d, generator=gen).to(device)
+    gen = torch.Generator(device).manual_seed(0)
+    z = torch.randn(n, d, generator=gen, device=device)
+    codebook = torch.randn(k, d, generator=gen, device=device)
     eager = lambda: eager_cdist_argmin(z, codebook)
     eager_seconds = _attempt(errors, "eager", lambda: median_seconds(eager, repeats))
     eager_memory = _attempt(errors, "eager memory", lambda: _peak_extra_bytes(eager, device))
@@ -271,13 +272,14 @@ def _fused_bench(
     frames = 2 if dry else FRAMES
     sizes = [(2 * frames * 8, 48)] if dry else [(262144, c) for c in (384, 768, 1152)]
     for tokens, channels in sizes:
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(2, tokens // 2, channels, generator=gen).to(device, torch.bfloat16)
+        # Drawn on the device: a CPU generator would spend seconds on 300M-element tensors.
+        gen = torch.Generator(device).manual_seed(0)
+        randn = lambda *shape, gen=gen: torch.randn(*shape, generator=gen, device=device).bfloat16()
+        x = randn(2, tokens // 2, channels)
         if op == "adaln_modulate":
-            mods = [torch.randn(2, frames, channels, generator=gen) for _ in range(2)]
-            inputs = [x, *(m.to(device, torch.bfloat16) for m in mods)]
+            inputs = [x, randn(2, frames, channels), randn(2, frames, channels)]
         else:
-            gate = torch.randn(2, frames, channels, generator=gen).to(device, torch.bfloat16)
+            gate = randn(2, frames, channels)
             inputs = [x, torch.randn_like(x), gate]
         for tensor in inputs:
             tensor.requires_grad_()
