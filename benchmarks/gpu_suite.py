@@ -260,16 +260,27 @@ def _slug(text: str) -> str:
 
 
 def report(
-    rows: list[dict[str, Any]], device: dict[str, Any], dry: bool, wall_s: float, out: Path
+    rows: list[dict[str, Any]],
+    device: dict[str, Any],
+    dry: bool,
+    only: str | None,
+    wall_s: float,
+    out: Path,
 ) -> tuple[list[dict[str, Any]], str, Path]:
-    """Derive every row and write them to ``<out>/<date>-<gpu>[-dry].md`` and ``.json``.
+    """Derive every row and write them to ``<out>/<date>-<gpu>[-dry][-<only>].md`` and ``.json``.
 
-    Returns the derived rows, the Markdown and its path.
+    A run of some tasks (``only``) gets its own files, so that it does not overwrite the full run's. Returns
+    the derived rows, the Markdown and its path.
     """
     hbm_peak, flops_peak, peaks_source = gpu_peaks(device["name"])
     derived = [derive(row, hbm_peak, flops_peak) for row in rows]
     date = datetime.datetime.now(datetime.UTC).date().isoformat()
-    stem = f"{date}-{_slug(device['name'])}" + ("-dry" if dry else "")
+    stem = f"{date}-{_slug(device['name'])}" + ("-dry" if dry else "") + (f"-{_slug(only)}" if only else "")
+    command = (
+        "uv run python benchmarks/gpu_suite.py"
+        + (" --dry" if dry else "")
+        + (f" --only {only}" if only else "")
+    )
     peak_text = (
         f"{'—' if hbm_peak is None else f'{hbm_peak / 1e12:g} TB/s'} HBM, "
         f"{'—' if flops_peak is None else f'{flops_peak / 1e12:g} TFLOP/s'} dense bf16 ({peaks_source})"
@@ -278,7 +289,7 @@ def report(
     lines = [
         f"# GPU suite — {date}, {device['name']}{' (dry run on the CPU, tiny sizes)' if dry else ''}",
         "",
-        f"`uv run python benchmarks/gpu_suite.py{' --dry' if dry else ''}`: {wall_s:.0f} s of the "
+        f"`{command}`: {wall_s:.0f} s of the "
         f"{BUDGET_S:.0f} s budget; torch {device.get('torch')}, triton {device.get('triton')}, "
         f"CUDA {device.get('cuda')}.",
         f"Peaks: {peak_text}. Times are medians of timed calls (CUDA events) after a warm-up; GB/s counts "
@@ -356,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         failed = sum(1 for r in task_rows if r.get("error"))
         print(f"{time.monotonic() - begun:.1f} s, {len(task_rows)} row(s), {failed} with errors", flush=True)
         rows += task_rows
-    derived, markdown, path = report(rows, device, args.dry, time.monotonic() - started, args.out)
+    derived, markdown, path = report(rows, device, args.dry, args.only, time.monotonic() - started, args.out)
     print(f"\n{markdown}\nwritten to {path} and {path.with_suffix('.json').name}; task logs in {scratch}")
     broken = [r for r in derived if r["result"] == "ERROR" or ("check" in r and r["result"] == "FAIL")]
     return 1 if broken else 0

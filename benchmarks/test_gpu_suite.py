@@ -1,5 +1,6 @@
-"""benchmarks/gpu_suite.py: its dry run end to end (every task on the CPU at tiny sizes, about half a minute
-on 2 busy cores), the per-task time limit and crash handling, and the figures it derives."""
+"""benchmarks/gpu_suite.py: its dry run end to end (every task on the CPU at tiny sizes: 30-50 s on 2 cores
+shared with other jobs, half of it importing torch), the per-task time limit and crash handling, and the
+figures it derives."""
 
 import json
 import os
