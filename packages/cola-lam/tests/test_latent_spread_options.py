@@ -3,6 +3,7 @@
 import pytest
 import torch
 from cola_lam import LAMConfig, LatentActionModel
+from cola_lam.model import VARIANCE_EPS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +24,7 @@ def test_variance_hinge_is_the_shortfall_of_each_std(floor, scale, seed):
     lam = LatentActionModel(LAMConfig.preset("tiny", **SMALL, variance_floor=floor))
     latents = scale * torch.randn(8, 2, 2, 32, generator=torch.Generator().manual_seed(seed))
     hinge = lam.variance_hinge(latents)
-    std = (latents.reshape(-1, 2, 32).var(dim=0) + 1e-4).sqrt()
+    std = (latents.reshape(-1, 2, 32).var(dim=0) + VARIANCE_EPS).sqrt()
     assert hinge >= 0
     assert torch.allclose(hinge, torch.relu(floor - std).mean())
     if bool((std >= floor).all()):
@@ -50,6 +51,20 @@ def test_variance_floor_is_in_the_training_loss_and_pushes_latents_apart():
         optimizer.step()
     after = floored.idm(clips).detach().reshape(-1, 2, 32).std(0).mean()
     assert after > 10 * before
+
+
+def test_variance_hinge_pulls_a_collapsed_idm_apart():
+    """At a spread of 1e-4 (a fresh IDM's), the hinge's gradient still points each latent away from the mean
+    with a size that does not depend on how small the spread is."""
+    lam = LatentActionModel(LAMConfig.preset("tiny", **SMALL, variance_floor=0.1))
+    base = torch.randn(1, 1, 2, 32).expand(16, 1, 2, 32)
+    for spread in (1e-2, 1e-4):
+        offsets = spread * torch.randn(16, 1, 2, 32, generator=torch.Generator().manual_seed(0))
+        latents = (base + offsets).requires_grad_()
+        lam.variance_hinge(latents).backward()
+        outward = -(latents.grad * (offsets - offsets.mean(0))).sum() / (offsets - offsets.mean(0)).norm()
+        assert outward > 0.9 * latents.grad.norm()
+        assert latents.grad.norm() > 1e-3
 
 
 def test_variance_hinge_of_one_transition_is_zero():

@@ -13,6 +13,8 @@ from .config import LAMConfig
 from .idm import InverseDynamicsModel
 from .quantizer import VectorQuantizer, VQOutput
 
+VARIANCE_EPS = 1e-10
+
 
 class LatentActionModel(
     nn.Module, PyTorchModelHubMixin, library_name="cola-lam", tags=["cola", "latent-action-model"]
@@ -53,7 +55,9 @@ class LatentActionModel(
             return flat.new_zeros(())
         if self.quantizer.l2_normalize:
             flat = F.normalize(flat, dim=-1)
-        std = (flat.var(dim=0) + 1e-4).sqrt()
+        # A fresh IDM's outputs vary by ~3e-4 across clips; VICReg's eps of 1e-4 inside the root would make
+        # the hinge's gradient vanish there (a saddle a 250-step warm-up escaped on one seed of two).
+        std = (flat.var(dim=0) + VARIANCE_EPS).sqrt()
         return F.relu(self.config.variance_floor - std).mean()
 
     @torch.no_grad()
