@@ -62,6 +62,7 @@ def tiny_run(tmp_path_factory):
 def test_report_renders_from_a_tiny_trained_run(tiny_run, tmp_path, monkeypatch):
     for name in ("COLA_I3D_WEIGHTS", "COLA_I3D_REPO", "COLA_LPIPS_WEIGHTS", "COLA_LPIPS_REPO"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COLA_WEIGHTS_DIR", str(tmp_path / "no-fetched-weights"))
     out = tmp_path / "report"
     assert main(["report", str(tiny_run), "--out", str(out), *FAST]) == 0
     report = json.loads((out / "report.json").read_text())
