@@ -316,9 +316,13 @@ def save_models(session: Session, directory: Path) -> None:
 
 
 def push_run(run_dir: Path, repo_id: str) -> str:
-    """Upload the run (config, metrics, events, models; not the training checkpoints) to the Hub repo."""
+    """Upload the run (config, metrics, events, models; not the training checkpoints) to the Hub repo, with a
+    model card (README.md, also left in the run directory) that says how to load it and what it measured."""
     from huggingface_hub import HfApi
 
+    from cola_train.model_card import model_card
+
+    (run_dir / "README.md").write_text(model_card(run_dir, repo_id))
     api = HfApi()
     api.create_repo(repo_id, exist_ok=True)
     api.upload_folder(
