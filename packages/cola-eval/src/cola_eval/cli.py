@@ -137,7 +137,10 @@ def _run_weights_fetch(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cola_eval import __version__
+
     parser = argparse.ArgumentParser(prog="cola-eval", description="Evaluate CoLA runs.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_report(commands)
     _add_weights(commands)

@@ -6,7 +6,6 @@ not be computed, e.g. FVD without I3D weights); nothing is estimated in place of
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 import torch
 
 from cola_eval.rollout import ROLLOUT_SOURCES
+from cola_eval.strict_json import strict_dumps
 from cola_eval.weights import WeightsSource, WeightsUnavailable
 
 logger = logging.getLogger("cola_eval")
@@ -691,7 +691,7 @@ def write_report(
         "options": _jsonable(asdict(options)),
         "runs": rows,
     }
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, allow_nan=True))
+    (out_dir / "report.json").write_text(strict_dumps(report))
     (out_dir / "report.md").write_text(render_markdown(rows, out_dir))
     return report
 
