@@ -86,9 +86,15 @@ def _device(name: str) -> torch.device:
 def _datasets(run: Any, options: ReportOptions) -> tuple[Any, Any, int]:
     """The held-out (options.split) and train clip sets of the run's data, at the run's frame size."""
     from cola_train.data import ClipDataset, load_episodes
+    from cola_train.data.load import resolve_dataset
 
     data_cfg = run.config.get("data", {})
-    path = Path(options.data) if options.data else run.dataset_path
+    # --data, else the run's own dataset: a local path, or a Hub dataset id fetched into the Hub cache.
+    source = options.data or run.dataset_path or data_cfg.get("path")
+    try:
+        path = resolve_dataset(source) if source else None
+    except ValueError:
+        path = None
     if path is None or not Path(path).exists():
         raise ValueError(
             f"the dataset of run {run.run_dir} ({data_cfg.get('path')!r}) is not available here; "

@@ -70,8 +70,12 @@ def build_models(
 def load_dataset(config: RunConfig) -> Any:
     """The training clips of ``config.data`` (a ``cola_train.data.ClipDataset``)."""
     from cola_train.data import ClipDataset, load_episodes
+    from cola_train.data.load import resolve_dataset
 
-    path = Path(config.data.path)
+    try:
+        path = resolve_dataset(config.data.path)
+    except ValueError as error:
+        raise ValueError(f"{error}; or collect one with `cola-train collect pusht --out DIR`") from error
     if not path.exists():
         raise ValueError(
             f"dataset path {path} does not exist; set data.path to a LeRobot, HDF5 or mp4 dataset, "
@@ -164,7 +168,8 @@ def train(
     resumed run continues from its own checkpoint and does not read the source again.
     """
     run_dir = Path(out).resolve()
-    if data is None:
+    if data is None and Path(config.data.path).exists():
+        # A local dataset is recorded by its absolute path; a Hub dataset id stays as it is.
         config = dataclasses.replace(
             config, data=dataclasses.replace(config.data, path=str(Path(config.data.path).resolve()))
         )
