@@ -251,7 +251,7 @@ def read_lerobot(root: str | Path, camera: str | None = None) -> list[Episode]:
         else _v2_sources(root, info, camera, is_video)
     )
     fps = float(info["fps"])
-    height, width = _frame_size(features[camera])
+    height, width = _frame_size(features[camera]) if is_video else (0, 0)
     action_names = _feature_names(features.get(ACTION_KEY))
     state_names = _feature_names(features.get(STATE_KEY))
     cache = DecodeCache(decode_budget_bytes())
