@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from .config import LAMConfig
+from .hub import SubfolderHubMixin
 from .idm import InverseDynamicsModel
 from .quantizer import VectorQuantizer, VQOutput
 
@@ -17,7 +17,12 @@ VARIANCE_EPS = 1e-10
 
 
 class LatentActionModel(
-    nn.Module, PyTorchModelHubMixin, library_name="cola-lam", tags=["cola", "latent-action-model"]
+    nn.Module,
+    SubfolderHubMixin,
+    library_name="cola-lam",
+    tags=["cola", "latent-action-model", "arxiv:2510.26433"],
+    license="mit",
+    paper_url="https://arxiv.org/abs/2510.26433",
 ):
     """``video [B, T, C, H, W]`` -> one discrete latent action per transition (``T-1`` of them)."""
 

@@ -11,7 +11,7 @@ model's limits apart from the LAM's.
 from dataclasses import asdict, dataclass, field
 
 import torch
-from huggingface_hub import PyTorchModelHubMixin
+from cola_lam.hub import SubfolderHubMixin
 from torch import nn
 
 
@@ -41,7 +41,14 @@ class RealActionConfig:
         return asdict(self)
 
 
-class RealActionEncoder(nn.Module, PyTorchModelHubMixin, library_name="cola-train", tags=["cola"]):
+class RealActionEncoder(
+    nn.Module,
+    SubfolderHubMixin,
+    library_name="cola-train",
+    tags=["cola", "arxiv:2510.26433"],
+    license="mit",
+    paper_url="https://arxiv.org/abs/2510.26433",
+):
     """``transition_actions [B, T-1, frame_skip, A]`` -> standardised ``[B, T-1, frame_skip * len(columns)]``.
 
     The per-column mean and standard deviation are buffers (saved with the weights) that :meth:`fit` sets
