@@ -54,14 +54,14 @@ def _observation_and_goal() -> tuple[Observation, Goal]:
     return Observation(env, frames_to_tensor(render_frame(env)), pusht_state(env)[:2]), goal
 
 
-def _seconds_per_step(config: PlanningConfig, model, cost) -> float:
+def _seconds_per_step(config: PlanningConfig, model, cost, repeats: int = REPEATS) -> float:
     observation, goal = _observation_and_goal()
     planner = MPCPlanner(config, seed=0)
     cost_fn = make_cost_fn(model, cost, observation, goal, config)
 
     planner.plan(cost_fn)  # warm-up
     times = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         if CUDA:
             torch.cuda.synchronize()
         started = time.perf_counter()
@@ -72,16 +72,21 @@ def _seconds_per_step(config: PlanningConfig, model, cost) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def test_world_model_mpc_step(benchmark):
-    torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
-    config = WORLD_MODEL_CONFIGS[SIZE]
-    device = "cuda" if CUDA else "cpu"
+def _world_model(config: PlanningConfig, device: str) -> WorldModel:
+    """The `tiny` DiT behind an ActionAdapter sized for the `tiny` LAM, random weights."""
     lam = LAMConfig.preset("tiny")
     wm = ActionConditionedDiT(DiTConfig.preset("tiny", action_dim=lam.action_dim)).to(device)
     adapter = ActionAdapter(
         AdapterConfig(tokens_per_action=lam.tokens_per_action, num_codes=lam.num_codes, code_dim=lam.code_dim)
     )
-    model = WorldModel(wm, adapter, euler_steps=config.euler_steps)
+    return WorldModel(wm, adapter, euler_steps=config.euler_steps)
+
+
+def test_world_model_mpc_step(benchmark):
+    torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
+    config = WORLD_MODEL_CONFIGS[SIZE]
+    device = "cuda" if CUDA else "cpu"
+    model = _world_model(config, device)
     seconds = benchmark.pedantic(
         _seconds_per_step, args=(config, model, PixelMSECost()), rounds=1, iterations=1
     )

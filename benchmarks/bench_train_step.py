@@ -1,30 +1,28 @@
 """One ActionConditionedDiT training step (flow-matching loss with actions, backward, AdamW).
 
 On CUDA: the ``base`` preset in bf16 autocast, printing tokens/s and MFU (model FLOPs / step time / peak; peak
-from COLA_PEAK_TFLOPS or the H100/H200 dense bf16 figure, 989 TFLOP/s). On CPU: the ``tiny`` preset at batch 8
-(8 frames of 64x64), printing s/step and steps/s.
+from COLA_PEAK_TFLOPS or benchtools.GPU_PEAKS, e.g. 989 TFLOP/s dense bf16 on an H100 SXM or H200). On CPU:
+the ``tiny`` preset at batch 8 (8 frames of 64x64), printing s/step and steps/s.
 
     uv run pytest benchmarks/bench_train_step.py -s --benchmark-disable
 """
 
 import os
+import sys
 import time
+from pathlib import Path
 
 import torch
 from cola_wm import ActionConditionedDiT, DiTConfig, flow_matching_loss
 
+sys.path.insert(0, str(Path(__file__).parent))
+from benchtools import gpu_peaks
+
 CUDA = torch.cuda.is_available()
-DENSE_BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 
 
 def _peak_flops() -> float | None:
-    if "COLA_PEAK_TFLOPS" in os.environ:
-        return float(os.environ["COLA_PEAK_TFLOPS"]) * 1e12
-    name = torch.cuda.get_device_name()
-    for key, tflops in DENSE_BF16_PEAK_TFLOPS.items():
-        if key in name:
-            return tflops * 1e12
-    return None
+    return gpu_peaks(torch.cuda.get_device_name())[1]
 
 
 def _train_flops_per_step(model: ActionConditionedDiT, batch: int, frames: int) -> float:

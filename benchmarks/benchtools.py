@@ -1,5 +1,6 @@
-"""What the benchmarks share: the median time of a call, measured with CUDA events on a GPU."""
+"""What the benchmarks share: the median time of a call (CUDA events on a GPU) and the peaks of known GPUs."""
 
+import os
 import time
 from collections.abc import Callable
 
@@ -24,3 +25,43 @@ def median_seconds(fn: Callable[[], object], repeats: int = 3) -> float:
             fn()
             times.append(time.perf_counter() - begin)
     return sorted(times)[len(times) // 2]
+
+
+# Peak HBM bandwidth (TB/s) and dense bf16 tensor-core throughput (TFLOP/s, no sparsity) from NVIDIA's data
+# sheets, matched against torch.cuda.get_device_name() in this order: the first key contained in the name
+# wins, so the specific variants (PCIe, NVL, 80GB) come before the plain names (the SXM parts).
+GPU_PEAKS: tuple[tuple[str, float, float], ...] = (
+    ("H100 PCIe", 2.0, 756.0),
+    ("H100 NVL", 3.9, 835.0),
+    ("H100", 3.35, 989.0),
+    ("H200 NVL", 4.8, 835.0),
+    ("H200", 4.8, 989.0),
+    ("A100 80GB PCIe", 1.935, 312.0),
+    ("A100-SXM4-80GB", 2.039, 312.0),
+    ("A100", 1.555, 312.0),
+)
+
+
+def gpu_peaks(device_name: str) -> tuple[float | None, float | None, str]:
+    """(peak HBM bytes/s, peak dense bf16 FLOP/s, where they came from) for a device name.
+
+    COLA_PEAK_TBPS and COLA_PEAK_TFLOPS override the table (for GPUs it does not know, or to check a figure);
+    a figure that is neither in the table nor set is None, and the percentages that need it are not computed.
+    """
+    entry = next((e for e in GPU_PEAKS if e[0] in device_name), None)
+    tbps, tflops = (entry[1], entry[2]) if entry else (None, None)
+    source = f"table entry {entry[0]!r}" if entry else f"no table entry for {device_name!r}"
+    overrides = []
+    if "COLA_PEAK_TBPS" in os.environ:
+        tbps = float(os.environ["COLA_PEAK_TBPS"])
+        overrides.append("COLA_PEAK_TBPS")
+    if "COLA_PEAK_TFLOPS" in os.environ:
+        tflops = float(os.environ["COLA_PEAK_TFLOPS"])
+        overrides.append("COLA_PEAK_TFLOPS")
+    if overrides:
+        source += f", overridden by {' and '.join(overrides)}"
+    return (
+        None if tbps is None else tbps * 1e12,
+        None if tflops is None else tflops * 1e12,
+        source,
+    )

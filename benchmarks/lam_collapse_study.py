@@ -28,6 +28,8 @@ VARIANTS: dict[str, list[str]] = {
     "l2_codes": ["model.lam.l2_normalize=true"],
     "codes_8": ["model.lam.num_codes=8"],
     "beta_0.05": ["model.lam.beta=0.05"],
+    "variance_floor_0.1": ["model.lam.variance_floor=0.1"],
+    "idm_difference": ['model.lam.idm_input="difference"'],
 }
 
 

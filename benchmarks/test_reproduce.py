@@ -201,7 +201,9 @@ def test_threads_per_worker_never_oversubscribes_the_cores(monkeypatch):
 
 
 def _launch(out: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # An empty metric-weights cache: this test is about scheduling and resuming; the smoke FVD/LPIPS
+    # must come out as unavailable, not as numbers from weights a developer happened to fetch.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLA_WEIGHTS_DIR": str(out.parent / "no-metric-weights")}
     return subprocess.Popen(
         [sys.executable, str(BENCHMARKS / "reproduce.py"), "--size", "smoke", "--out", str(out), *extra],
         cwd=ROOT,

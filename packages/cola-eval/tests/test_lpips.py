@@ -1,14 +1,20 @@
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 from cola_eval.lpips import LPIPS, load_lpips, lpips_distance
 from cola_eval.weights import WeightsSource, WeightsUnavailable
+from PIL import Image
 from safetensors.torch import save_file
 
 
 @pytest.fixture(autouse=True)
-def no_env_weights(monkeypatch):
+def no_env_weights(monkeypatch, tmp_path):
     for name in ("COLA_LPIPS_WEIGHTS", "COLA_LPIPS_REPO", "COLA_LPIPS_FILENAME"):
         monkeypatch.delenv(name, raising=False)
+    # An empty fetch cache, so what a test loads is what it configures.
+    monkeypatch.setenv("COLA_WEIGHTS_DIR", str(tmp_path / "no-fetched-weights"))
 
 
 def _reference_layout_state(model: LPIPS) -> dict[str, torch.Tensor]:
@@ -66,3 +72,28 @@ def test_lpips_without_weights_is_unavailable():
         load_lpips("alex")
     with pytest.raises(ValueError, match="'alex' or 'vgg'"):
         LPIPS("resnet")
+
+
+def _example_image(name: str) -> torch.Tensor:
+    path = Path(__file__).parent / "data" / "lpips" / f"{name}.png"
+    pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
+    return torch.from_numpy(pixels).permute(2, 0, 1)[None] / 127.5 - 1
+
+
+def test_fetched_weights_are_found_by_default(tmp_path, monkeypatch):
+    save_file(LPIPS("alex").state_dict(), str(tmp_path / "lpips_alex.safetensors"))
+    monkeypatch.setenv("COLA_WEIGHTS_DIR", str(tmp_path))
+    assert isinstance(load_lpips("alex"), LPIPS)
+    with pytest.raises(WeightsUnavailable, match="cola-eval weights fetch"):
+        load_lpips("vgg")
+
+
+def test_lpips_alex_matches_the_published_values_on_the_example_images(fetched_weights_dir, monkeypatch):
+    monkeypatch.setenv("COLA_WEIGHTS_DIR", str(fetched_weights_dir))
+    model = load_lpips("alex")  # found by default in the fetch cache
+    ref, p0, p1 = (_example_image(n) for n in ("ex_ref", "ex_p0", "ex_p1"))
+    # The LPIPS authors' test_network.py values for v0.1 alex, to their 3 printed places.
+    assert model(ref, p0).item() == pytest.approx(0.722, abs=5e-4)
+    assert model(ref, p1).item() == pytest.approx(0.138, abs=5e-4)
+    vgg = load_lpips("vgg")
+    assert vgg(ref, p1).item() < vgg(ref, p0).item()  # p1 is the closer distortion for both networks

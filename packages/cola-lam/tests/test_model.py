@@ -38,6 +38,9 @@ def test_presets():
         ({"ema_decay": 1.5}, "ema_decay"),
         ({"dead_code_steps": -1}, "dead_code_steps"),
         ({"bogus": 1}, "Unknown LAMConfig fields"),
+        ({"variance_floor": -0.1}, "variance_floor"),
+        ({"variance_floor": float("nan")}, "variance_floor"),
+        ({"idm_input": "diff"}, "idm_input"),
     ],
 )
 def test_bad_config_raises(kwargs, message):

@@ -240,8 +240,8 @@ def test_corrupt_parquet(lerobot_dataset, tmp_path, damage):
 def test_unsupported_lerobot_version(lerobot_dataset, tmp_path):
     root = copy_of(lerobot_dataset[0], tmp_path)
     info = json.loads((root / "meta/info.json").read_text())
-    (root / "meta/info.json").write_text(json.dumps(info | {"codebase_version": "v3.0"}))
-    with pytest.raises(DatasetError, match=r"v3\.0.*v2\.x"):
+    (root / "meta/info.json").write_text(json.dumps(info | {"codebase_version": "v1.6"}))
+    with pytest.raises(DatasetError, match=r"v1\.6.*v2\.x .*v3\.0"):
         load_episodes(root)
 
 

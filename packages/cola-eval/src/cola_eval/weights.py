@@ -1,7 +1,8 @@
 """Finding and loading the pretrained weights of metric networks (I3D for FVD, the LPIPS backbone).
 
-No pip package may ship these weights, so they come from a local safetensors file or the Hugging Face Hub.
-When neither is available the metric is reported as unavailable with the reason, never estimated.
+They come, in this order, from a local safetensors file, a Hugging Face Hub repo, or the cache that
+`cola-eval weights fetch` fills (cola_eval.weights_fetch; directory `weights_dir()`). When none has them the
+metric is reported as unavailable with the reason, never estimated.
 """
 
 from __future__ import annotations
@@ -15,6 +16,17 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
+
+WEIGHTS_DIR_ENV = "COLA_WEIGHTS_DIR"
+
+
+def weights_dir() -> Path:
+    """Where fetched metric weights live: $COLA_WEIGHTS_DIR, else $XDG_CACHE_HOME/cola/weights (default
+    ~/.cache/cola/weights)."""
+    if os.environ.get(WEIGHTS_DIR_ENV):
+        return Path(os.environ[WEIGHTS_DIR_ENV]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "cola" / "weights"
 
 
 class WeightsUnavailable(RuntimeError):
@@ -46,7 +58,8 @@ class WeightsSource:
 
 
 def resolve_weights_file(source: WeightsSource, what: str, env_prefix: str, default_filename: str) -> Path:
-    """The local path of the weights file, downloading from the Hub when a repo id is configured."""
+    """The local path of the weights file: the configured file, a download from the configured Hub repo, or
+    else the fetched file of that name in weights_dir()."""
     source = source.resolved(env_prefix, default_filename)
     if source.local_path is not None:
         path = Path(source.local_path).expanduser()
@@ -56,8 +69,12 @@ def resolve_weights_file(source: WeightsSource, what: str, env_prefix: str, defa
             )
         return path
     if source.repo_id is None:
+        fetched = weights_dir() / source.filename
+        if fetched.is_file():
+            return fetched
         raise WeightsUnavailable(
-            f"no {what} weights configured: pass a local .safetensors file or a Hugging Face Hub repo id "
+            f"no {what} weights configured or fetched: run `cola-eval weights fetch` (needs the package "
+            f"index; caches {fetched}), or pass a local .safetensors file or a Hugging Face Hub repo id "
             f"(env {env_prefix}_WEIGHTS=FILE or {env_prefix}_REPO=REPO_ID [{env_prefix}_FILENAME=NAME])"
         )
     from huggingface_hub import hf_hub_download

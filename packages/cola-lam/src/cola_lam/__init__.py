@@ -1,5 +1,9 @@
 """cola_lam: a latent action model (IDM + VQ) that names the change between consecutive video frames."""
 
+from importlib.metadata import version as _version
+
+__version__ = _version("cola-lam")
+
 from .config import LAMConfig
 from .decoder import LAMDecoder, reconstruction_loss
 from .idm import InverseDynamicsModel

@@ -7,6 +7,8 @@ from typing import Any
 
 # kmeans: on the IDM's outputs for the first training batch; random: N(0, 1) codes.
 CODEBOOK_INITS = ("kmeans", "random")
+# pair: the IDM reads (frame t, frame t+1); difference: (frame t, frame t+1 - frame t).
+IDM_INPUTS = ("pair", "difference")
 
 
 @dataclass
@@ -18,6 +20,11 @@ class LAMConfig:
     ``codebook_init``: ``"kmeans"`` places the codes on the IDM's outputs for the first training batch;
     ``"random"`` draws them from N(0, 1), which a fresh IDM's outputs (one cluster ~0.07 wide) all share one
     code of.
+
+    ``variance_floor``: when > 0, training adds a VICReg-style hinge, ``mean(relu(floor - std))`` over each
+    latent dimension of each action token across the batch, so the IDM cannot give every clip the same latent.
+    ``idm_input``: ``"pair"`` shows the IDM frames t and t+1; ``"difference"`` shows frame t and the change
+    ``frame t+1 - frame t``, which is zero wherever nothing moved.
     """
 
     frame_size: int = 64
@@ -37,6 +44,8 @@ class LAMConfig:
     dead_code_steps: int = 100
     restart_buffer_size: int = 1024
     codebook_init: str = "kmeans"
+    variance_floor: float = 0.0
+    idm_input: str = "pair"
     decoder_depth: int = 2
 
     def __post_init__(self) -> None:
@@ -75,7 +84,16 @@ class LAMConfig:
                 "LAMConfig.dead_code_steps must be an integer >= 0 (0 disables restarts), "
                 f"got {self.dead_code_steps!r}."
             )
-
+        if not isinstance(self.variance_floor, (int, float)) or not 0.0 <= self.variance_floor < float("inf"):
+            raise ValueError(
+                "LAMConfig.variance_floor must be a finite number >= 0 (0 disables), "
+                f"got {self.variance_floor!r}."
+            )
+        if self.idm_input not in IDM_INPUTS:
+            raise ValueError(
+                "LAMConfig.idm_input must be 'pair' (frames t and t+1) or 'difference' (frame t and "
+                f"frame t+1 - frame t), got {self.idm_input!r}."
+            )
         if self.codebook_init not in CODEBOOK_INITS:
             raise ValueError(
                 "LAMConfig.codebook_init must be 'kmeans' (k-means on the first training batch's IDM "

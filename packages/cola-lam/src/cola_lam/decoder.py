@@ -4,20 +4,22 @@
 # to rebuild the dataclass from config.json.
 import torch
 import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from .blocks import SpatialBlock, init_weights, patchify, unpatchify
 from .config import LAMConfig
+from .hub import SubfolderHubMixin
 from .hub_io import StrictHubMixin
 
 
 class LAMDecoder(
     nn.Module,
     StrictHubMixin,
-    PyTorchModelHubMixin,
+    SubfolderHubMixin,
     library_name="cola-lam",
-    tags=["cola", "latent-action-model"],
+    tags=["cola", "latent-action-model", "arxiv:2510.26433"],
+    license="mit",
+    paper_url="https://arxiv.org/abs/2510.26433",
 ):
     """A spatial transformer over the patches of frame t plus the action's tokens; it predicts the change to
     frame t+1 per patch (the output head starts at zero, so an untrained decoder copies frame t)."""

@@ -87,7 +87,8 @@ class InverseDynamicsModel(nn.Module):
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         validate_video(video, self.config)
         b, t = video.shape[:2]
-        pairs = torch.stack([video[:, :-1], video[:, 1:]], dim=2)
+        second = video[:, 1:] - video[:, :-1] if self.config.idm_input == "difference" else video[:, 1:]
+        pairs = torch.stack([video[:, :-1], second], dim=2)
         pairs = rearrange(pairs, "b n two c h w -> (b n) two c h w")
         patches = self.patch_embed(patchify(pairs, self.config.patch_size)) + self.patch_pos
         queries = self.action_queries.expand(pairs.shape[0], 2, -1, -1).to(patches.dtype)

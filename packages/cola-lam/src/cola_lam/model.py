@@ -2,22 +2,29 @@
 
 # No `from __future__ import annotations`: the Hub mixin reads the LAMConfig annotation at runtime
 # to rebuild the dataclass from config.json.
+from dataclasses import replace
+
 import torch
-from huggingface_hub import PyTorchModelHubMixin
+import torch.nn.functional as F
 from torch import nn
 
 from .config import LAMConfig
+from .hub import SubfolderHubMixin
 from .hub_io import StrictHubMixin
 from .idm import InverseDynamicsModel
 from .quantizer import VectorQuantizer, VQOutput
+
+VARIANCE_EPS = 1e-10
 
 
 class LatentActionModel(
     nn.Module,
     StrictHubMixin,
-    PyTorchModelHubMixin,
+    SubfolderHubMixin,
     library_name="cola-lam",
-    tags=["cola", "latent-action-model"],
+    tags=["cola", "latent-action-model", "arxiv:2510.26433"],
+    license="mit",
+    paper_url="https://arxiv.org/abs/2510.26433",
 ):
     """``video [B, T, C, H, W]`` -> one discrete latent action per transition (``T-1`` of them)."""
 
@@ -39,8 +46,26 @@ class LatentActionModel(
 
     def encode(self, video: torch.Tensor) -> VQOutput:
         """quantized ``[B, T-1, tokens_per_action, code_dim]``, indices ``[B, T-1, tokens_per_action]``,
-        loss (codebook + beta * commitment) and this batch's per-code usage counts."""
-        return self.quantizer(self.idm(video))
+        loss (codebook + beta * commitment, plus the variance-floor hinge in training) and this batch's
+        per-code usage counts."""
+        latents = self.idm(video)
+        codes = self.quantizer(latents)
+        if self.training and self.config.variance_floor > 0:
+            codes = replace(codes, loss=codes.loss + self.variance_hinge(latents))
+        return codes
+
+    def variance_hinge(self, latents: torch.Tensor) -> torch.Tensor:
+        """``mean(relu(variance_floor - std))`` of ``latents [B, T-1, tokens, code_dim]`` (as the quantizer
+        sees them), the std per token and dimension over the batch's transitions; 0 for one transition."""
+        flat = latents.reshape(-1, *latents.shape[-2:]).float()
+        if flat.shape[0] < 2:
+            return flat.new_zeros(())
+        if self.quantizer.l2_normalize:
+            flat = F.normalize(flat, dim=-1)
+        # A fresh IDM's outputs vary by ~3e-4 across clips; VICReg's eps of 1e-4 inside the root would make
+        # the hinge's gradient vanish there (a saddle a 250-step warm-up escaped on one seed of two).
+        std = (flat.var(dim=0) + VARIANCE_EPS).sqrt()
+        return F.relu(self.config.variance_floor - std).mean()
 
     @torch.no_grad()
     def initialize_codebook(self, video: torch.Tensor, seed: int = 0) -> None:

@@ -1,5 +1,9 @@
 """cola_train: the co-training engine (pretrain, warm-up, joint; two-stage baseline) and its data tools."""
 
+from importlib.metadata import version as _version
+
+__version__ = _version("cola-train")
+
 from cola_train.config import (
     DataConfig,
     ModelConfig,

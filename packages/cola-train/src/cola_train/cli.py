@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -11,7 +12,10 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cola_train import __version__
+
     parser = argparse.ArgumentParser(prog="cola-train", description="CoLA data collection and training.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     from cola_train.data.cli import add_collect_command
 
@@ -49,7 +53,11 @@ def _add_run_command(
     commands: argparse._SubParsersAction, name: str, text: str, stages: list[str] | None
 ) -> None:
     run = commands.add_parser(name, help=text, description=text)
-    run.add_argument("--config", type=Path, help="TOML or YAML config file (see configs/)")
+    run.add_argument(
+        "--config",
+        type=Path,
+        help="TOML or YAML config file, or the name of one shipped with cola-train (e.g. two-stage.yaml)",
+    )
     run.add_argument("--preset", choices=["quickstart", "paper"], help="start from a built-in preset")
     run.add_argument(
         "--set",
@@ -59,7 +67,8 @@ def _add_run_command(
         metavar="KEY=VALUE",
         help="config override, e.g. optim.lr_dit=1e-4 (repeatable)",
     )
-    run.add_argument("--out", type=Path, required=True, help="run directory")
+    run.add_argument("--out", type=Path, help="run directory (required unless --print-config)")
+    run.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     run.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
@@ -83,6 +92,11 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides, preset=args.preset)
     if args.init_from is not None:
         config = dataclasses.replace(config, init_from=args.init_from)
+    if args.print_config:
+        print(json.dumps(config.to_dict(), indent=2))
+        return 0
+    if args.out is None:
+        raise ValueError(f"cola-train {args.command} needs --out DIR (the run directory)")
     run_dir = train(config, args.out, resume=args.resume, push_to_hub=args.push_to_hub)
     _print_where(run_dir)
     return 0

@@ -13,6 +13,7 @@ import difflib
 import json
 import tomllib
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -337,10 +338,31 @@ def load_config(
     return RunConfig.from_dict(values)
 
 
+def shipped_configs() -> list[str]:
+    """The config files shipped inside cola_train (configs/ of the repository links to them)."""
+    return sorted(f.name for f in resources.files("cola_train").joinpath("configs").iterdir() if f.is_file())
+
+
+def _shipped_config(name: str) -> Path | None:
+    """The shipped config `name`, `name.toml` or `name.yaml`, so `--config two-stage.yaml` (or
+    `configs/two-stage.yaml`) works from an installed wheel, where there is no configs/ folder."""
+    folder = resources.files("cola_train").joinpath("configs")
+    for candidate in (name, f"{name}.toml", f"{name}.yaml"):
+        if folder.joinpath(candidate).is_file():
+            return Path(str(folder.joinpath(candidate)))
+    return None
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"config file {path} does not exist; pass a TOML or YAML file (see configs/)")
+        shipped = _shipped_config(path.name)
+        if shipped is None:
+            raise ValueError(
+                f"config file {path} does not exist; pass a TOML or YAML file or the name of a shipped one "
+                f"({', '.join(shipped_configs())})"
+            )
+        path = shipped
     text = path.read_text()
     try:
         if path.suffix == ".toml":

@@ -28,6 +28,7 @@ class MetricsLog:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
                 SummaryWriter = None  # tensorboard is optional; metrics.jsonl is the record.
+                logger.info('TensorBoard logging is off (pip install "cola-train[tensorboard]" turns it on)')
             if SummaryWriter is not None:
                 self._tensorboard = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
 

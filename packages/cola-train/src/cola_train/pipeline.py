@@ -79,8 +79,12 @@ def build_models(
 def load_dataset(config: RunConfig) -> Any:
     """The training clips of ``config.data`` (a ``cola_train.data.ClipDataset``)."""
     from cola_train.data import ClipDataset, load_episodes
+    from cola_train.data.load import resolve_dataset
 
-    path = Path(config.data.path)
+    try:
+        path = resolve_dataset(config.data.path)
+    except ValueError as error:
+        raise ValueError(f"{error}; or collect one with `cola-train collect pusht --out DIR`") from error
     if not path.exists():
         raise ValueError(
             f"dataset path {path} does not exist; set data.path to a LeRobot, HDF5 or mp4 dataset, "
@@ -180,7 +184,8 @@ def train(
     later run would take for a started one.
     """
     run_dir = Path(out).resolve()
-    if data is None:
+    if data is None and Path(config.data.path).exists():
+        # A local dataset is recorded by its absolute path; a Hub dataset id stays as it is.
         config = dataclasses.replace(
             config, data=dataclasses.replace(config.data, path=str(Path(config.data.path).resolve()))
         )
@@ -373,9 +378,13 @@ def save_models(session: Session, directory: Path) -> None:
 
 
 def push_run(run_dir: Path, repo_id: str) -> str:
-    """Upload the run (config, metrics, events, models; not the training checkpoints) to the Hub repo."""
+    """Upload the run (config, metrics, events, models; not the training checkpoints) to the Hub repo, with a
+    model card (README.md, also left in the run directory) that says how to load it and what it measured."""
     from huggingface_hub import HfApi
 
+    from cola_train.model_card import model_card
+
+    (run_dir / "README.md").write_text(model_card(run_dir, repo_id))
     api = HfApi()
     api.create_repo(repo_id, exist_ok=True)
     api.upload_folder(

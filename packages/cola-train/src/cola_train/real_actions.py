@@ -11,8 +11,8 @@ model's limits apart from the LAM's.
 from dataclasses import asdict, dataclass, field
 
 import torch
+from cola_lam.hub import SubfolderHubMixin
 from cola_lam.hub_io import StrictHubMixin
-from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 
@@ -43,7 +43,13 @@ class RealActionConfig:
 
 
 class RealActionEncoder(
-    nn.Module, StrictHubMixin, PyTorchModelHubMixin, library_name="cola-train", tags=["cola"]
+    nn.Module,
+    StrictHubMixin,
+    SubfolderHubMixin,
+    library_name="cola-train",
+    tags=["cola", "arxiv:2510.26433"],
+    license="mit",
+    paper_url="https://arxiv.org/abs/2510.26433",
 ):
     """``transition_actions [B, T-1, frame_skip, A]`` -> standardised ``[B, T-1, frame_skip * len(columns)]``.
 

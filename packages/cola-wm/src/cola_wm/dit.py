@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 from einops import rearrange
-from huggingface_hub import PyTorchModelHubMixin
 from safetensors.torch import load_file
 from torch import nn
 
 from cola_wm.actions import MODULATIONS_PER_BLOCK, ActionConditioner
 from cola_wm.config import DiTConfig
+from cola_wm.hub import SubfolderHubMixin
 from cola_wm.hub_io import StrictHubMixin
 from cola_wm.kernels import adaln_modulate, gated_residual
 from cola_wm.layers import Attention, Mlp, TimestepEmbedder, sincos_embedding, sincos_embedding_2d
@@ -69,7 +69,15 @@ class FinalLayer(nn.Module):
         return self.linear(adaln_modulate(x, shift, scale, self.eps))
 
 
-class ActionConditionedDiT(nn.Module, StrictHubMixin, PyTorchModelHubMixin):
+class ActionConditionedDiT(
+    nn.Module,
+    StrictHubMixin,
+    SubfolderHubMixin,
+    library_name="cola-wm",
+    tags=["cola", "world-model", "video-generation", "arxiv:2510.26433"],
+    license="mit",
+    paper_url="https://arxiv.org/abs/2510.26433",
+):
     """Video DiT trained with rectified flow; optionally conditioned on latent actions.
 
     ``model(x [B,T,C,H,W], t [B], actions=None | [B, T-1, action_dim], num_context=k)`` returns the velocity

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from cola_train.data.collect import DEFAULT_EPISODE_LENGTH, collect_pusht
+from cola_train.data.optional import require_pusht
 
 ENVIRONMENTS = ("pusht",)
 
@@ -22,9 +22,7 @@ def add_collect_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--episodes", type=int, required=True, help="how many episodes to collect")
     parser.add_argument("--out", required=True, help="the dataset directory to create (new or empty)")
     parser.add_argument("--seed", type=int, default=0, help="run seed; the same seed gives the same data")
-    parser.add_argument(
-        "--episode-length", type=int, default=DEFAULT_EPISODE_LENGTH, help="frames per episode"
-    )
+    parser.add_argument("--episode-length", type=int, default=None, help="frames per episode (default 200)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     parser.add_argument(
         "--explore",
@@ -36,20 +34,28 @@ def add_collect_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run_collect(args: argparse.Namespace) -> int:
+    try:
+        require_pusht("cola-train collect pusht")
+    except ImportError as error:
+        print(f"cola-train collect: {error}", file=sys.stderr)
+        return 2
+    from cola_train.data.collect import DEFAULT_EPISODE_LENGTH, collect_pusht
+
+    episode_length = args.episode_length or DEFAULT_EPISODE_LENGTH
     began = time.perf_counter()
     try:
         out = collect_pusht(
             args.out,
             episodes=args.episodes,
             seed=args.seed,
-            episode_length=args.episode_length,
+            episode_length=episode_length,
             workers=args.workers,
             explore=args.explore,
         )
     except ValueError as error:
         print(f"cola-train collect: {error}", file=sys.stderr)
         return 2
-    frames = args.episodes * args.episode_length
+    frames = args.episodes * episode_length
     seconds = time.perf_counter() - began
     print(
         f"wrote {args.episodes} episodes ({frames} frames) to {out} in {seconds:.1f} s "

@@ -39,7 +39,8 @@ def split_of(episode_indices: Sequence[int], fractions: tuple[float, float] = (0
 
 
 class ClipDataset(Dataset):
-    """T-frame clips from episodes held in memory as uint8 (decoded once, never per clip).
+    """T-frame clips from episodes held as uint8 (decoded once per episode, never per clip; a large LeRobot
+    dataset decodes episodes on demand into a bounded cache, see cola_train.data.frame_cache).
 
     Clip k of an episode starts at frame k * stride and takes every `frame_skip`-th frame. An item is a dict:
         video    float32 [T, 3, H, W] in [-1, 1] (resized to `size` with antialiasing when given)
@@ -112,7 +113,6 @@ class ClipDataset(Dataset):
                 f"episodes have different (action, state) widths {sorted(widths)}; load one dataset"
             )
 
-        self._frames = [torch.from_numpy(episode.frames) for episode in self.episodes]
         # Actions and states are small; copying them also detaches them from read-only Arrow buffers.
         self._actions = [torch.tensor(episode.actions) for episode in self.episodes]
         self._states = [torch.tensor(episode.states) for episode in self.episodes]
@@ -133,7 +133,9 @@ class ClipDataset(Dataset):
         position = bisect.bisect_right(self._ends, item)
         start = (item - (self._ends[position - 1] if position else 0)) * self.stride
         rows = slice(start, start + self.span, self.frame_skip)
-        video = self._frames[position][rows].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        # Indexing first: an episode's frames may be decoded on demand (cola_train.data.frame_cache).
+        frames = torch.from_numpy(np.asarray(self.episodes[position].frames[rows]))
+        video = frames.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
         if self.size is not None and tuple(video.shape[-2:]) != self.size:
             video = F.interpolate(video, size=self.size, mode="bilinear", antialias=True, align_corners=False)
             video = video.clamp_(-1.0, 1.0)

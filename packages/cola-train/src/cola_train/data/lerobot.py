@@ -1,4 +1,4 @@
-"""The LeRobot dataset layout, v2.1: the native on-disk format.
+"""The LeRobot dataset layout, v2.1: the native on-disk format (v3.0 is read too: cola_train.data.lerobot_v3).
 
     meta/info.json                 codebase_version, fps, features, path templates, chunks_size
     meta/episodes.jsonl            one line per episode: episode_index, tasks, length (+ seed for PushT)
@@ -16,6 +16,7 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cola_train.data.episode import DatasetError, Episode
+from cola_train.data.frame_cache import DecodeCache, LazyFrames, decode_budget_bytes
 from cola_train.data.video import CODEC, PIXEL_FORMAT, decode_video, encode_video
 
 CODEBASE_VERSION = "v2.1"
@@ -224,10 +226,15 @@ def _image_stats(frames: np.ndarray) -> dict:
 
 
 def read_lerobot(root: str | Path, camera: str | None = None) -> list[Episode]:
-    """Load every episode of a LeRobot v2.x dataset.
+    """Load every episode of a LeRobot v2.x (one parquet and video per episode) or v3.0 (several episodes per
+    parquet and mp4 file, cola_train.data.lerobot_v3) dataset.
 
-    `camera` picks the video (or image) feature to load as frames; default: the first in info.json.
+    `camera` picks the video (or image) feature to load as frames; default: the first in info.json. Video
+    frames are decoded here, into arrays, when they all fit the decode budget (cola_train.data.frame_cache);
+    a larger dataset's episodes hold LazyFrames, decoded when a clip needs them into a bounded cache.
     """
+    from cola_train.data.lerobot_v3 import v3_sources
+
     root = Path(root)
     info = _read_info(root)
     features = info["features"]
@@ -240,43 +247,94 @@ def read_lerobot(root: str | Path, camera: str | None = None) -> list[Episode]:
         camera = cameras[0]
     elif camera not in cameras:
         raise DatasetError(f"{root / 'meta/info.json'} has no camera {camera!r}; it has {cameras}")
+    is_video = features[camera]["dtype"] == "video"
+    sources = (
+        v3_sources(root, info, camera, is_video)
+        if str(info["codebase_version"]).startswith("v3")
+        else _v2_sources(root, info, camera, is_video)
+    )
     fps = float(info["fps"])
-    chunks_size = int(info.get("chunks_size", CHUNKS_SIZE))
-    data_template = info.get("data_path", DATA_PATH)
-    video_template = info.get("video_path", VIDEO_PATH)
+    height, width = _frame_size(features[camera]) if is_video else (0, 0)
     action_names = _feature_names(features.get(ACTION_KEY))
     state_names = _feature_names(features.get(STATE_KEY))
+    cache = DecodeCache(decode_budget_bytes())
     episodes = []
-    for record in _episode_records(root, info):
-        index = int(record["episode_index"])
-        chunk = index // chunks_size
-        data_path = root / data_template.format(episode_chunk=chunk, episode_index=index)
-        table = _read_parquet(data_path)
-        length = table.num_rows
-        actions = _float_matrix(table, ACTION_KEY, length, data_path)
-        states = _float_matrix(table, STATE_KEY, length, data_path)
-        if features[camera]["dtype"] == "video":
-            video_path = root / video_template.format(
-                episode_chunk=chunk, video_key=camera, episode_index=index
-            )
-            if not video_path.is_file():
-                raise DatasetError(f"missing video {video_path} for episode {index}; re-download the dataset")
-            frames = _frames_at_timestamps(decode_video(video_path), table, fps, video_path)
+    for source in sources:
+        table, length = source.table, source.table.num_rows
+        actions = _float_matrix(table, ACTION_KEY, length, source.data_path)
+        states = _float_matrix(table, STATE_KEY, length, source.data_path)
+        if source.video_path is None:
+            frames: np.ndarray | LazyFrames = _image_column(table, camera, source.data_path)
         else:
-            frames = _image_column(table, camera, data_path)
+            positions = _video_positions(table, fps, source.video_offset)
+            frames = LazyFrames(
+                cache,
+                f"{source.video_path} (episode {source.index})",
+                partial(_decode_positions, source.video_path, positions),
+                (length, height, width, 3),
+            )
         episodes.append(
             Episode(
                 frames=frames,
                 actions=actions,
                 states=states,
-                index=index,
-                seed=record.get("seed"),
+                index=source.index,
+                seed=source.seed,
                 action_names=action_names if len(action_names) == actions.shape[1] else [],
                 state_names=state_names if len(state_names) == states.shape[1] else [],
-                source=data_path,
+                source=source.data_path,
             )
         )
+    lazy = [episode for episode in episodes if isinstance(episode.frames, LazyFrames)]
+    if sum(int(np.prod(episode.frames.shape)) for episode in lazy) <= cache.max_bytes:
+        # Everything fits: decode now (a bad video is reported at load time) and hold plain arrays, as for
+        # every dataset before the cache existed.
+        for episode in lazy:
+            episode.frames = episode.frames.load()
     return episodes
+
+
+@dataclass(frozen=True)
+class EpisodeSource:
+    """Where one episode is: its parquet rows, and its video with the time it starts at there."""
+
+    index: int
+    seed: int | None
+    table: pa.Table
+    data_path: Path
+    video_path: Path | None
+    video_offset: float = 0.0
+
+
+def _v2_sources(root: Path, info: dict, camera: str, is_video: bool) -> list[EpisodeSource]:
+    chunks_size = int(info.get("chunks_size", CHUNKS_SIZE))
+    data_template = info.get("data_path", DATA_PATH)
+    video_template = info.get("video_path", VIDEO_PATH)
+    sources = []
+    for record in _episode_records(root, info):
+        index = int(record["episode_index"])
+        chunk = index // chunks_size
+        data_path = root / data_template.format(episode_chunk=chunk, episode_index=index)
+        video_path = None
+        if is_video:
+            video_path = root / video_template.format(
+                episode_chunk=chunk, video_key=camera, episode_index=index
+            )
+            if not video_path.is_file():
+                raise DatasetError(f"missing video {video_path} for episode {index}; re-download the dataset")
+        table = _read_parquet(data_path)
+        sources.append(EpisodeSource(index, record.get("seed"), table, data_path, video_path))
+    return sources
+
+
+def _frame_size(feature: dict) -> tuple[int, int]:
+    """(height, width) of a camera feature from its shape and, where given, its axis names."""
+    shape, names = list(feature.get("shape", [])), feature.get("names")
+    if isinstance(names, list) and len(names) == len(shape) and {"height", "width"} <= set(names):
+        return int(shape[names.index("height")]), int(shape[names.index("width")])
+    if len(shape) != 3:
+        raise DatasetError(f"camera feature shape {shape} is not [height, width, channels]")
+    return int(shape[0]), int(shape[1])
 
 
 def _read_info(root: Path) -> dict:
@@ -291,10 +349,10 @@ def _read_info(root: Path) -> dict:
             f"{type(info).__name__}; re-create or re-download the dataset"
         )
     version = str(info.get("codebase_version", ""))
-    if not version.startswith("v2"):
+    if not version.startswith(("v2", "v3")):
         raise DatasetError(
             f"{path} says codebase_version {version!r}; this reader handles the LeRobot v2.x layout (one "
-            "parquet and one video per episode). Convert the dataset to v2.1 with LeRobot first."
+            "parquet and one video per episode) and v3.0 (several episodes per file)"
         )
     for key in ("fps", "features"):
         if key not in info:
@@ -373,21 +431,28 @@ def _float_matrix(table: pa.Table, key: str, length: int, path: Path) -> np.ndar
     return np.asarray(column, dtype=np.float32).reshape(length, 1)
 
 
-def _frames_at_timestamps(video: np.ndarray, table: pa.Table, fps: float, path: Path) -> np.ndarray:
-    """The video frame of each parquet row, located by its timestamp."""
+def _video_positions(table: pa.Table, fps: float, offset: float) -> np.ndarray:
+    """The video frame of each parquet row, located by its timestamp (plus the episode's start time in a
+    multi-episode video)."""
     if "timestamp" in table.column_names:
-        positions = np.rint(np.asarray(table.column("timestamp"), dtype=np.float64) * fps).astype(np.int64)
+        seconds = np.asarray(table.column("timestamp"), dtype=np.float64) + offset
     else:
-        positions = np.arange(table.num_rows)
-    if table.num_rows and positions.max() >= len(video):
+        seconds = np.arange(table.num_rows) / fps + offset
+    return np.rint(seconds * fps).astype(np.int64)
+
+
+def _decode_positions(path: Path, positions: np.ndarray) -> np.ndarray:
+    """The frames at `positions` of the video at `path`, decoding only the range they span."""
+    first, last = int(positions.min()), int(positions.max())
+    video = decode_video(path, first, last + 1)
+    if first + len(video) <= last:
         raise DatasetError(
-            f"video {path} has {len(video)} frames but the episode's parquet rows need "
-            f"{positions.max() + 1}; "
+            f"video {path} has {first + len(video)} frames but the episode's parquet rows need {last + 1}; "
             "the video is truncated: re-create it (re-run the collection or re-download the dataset)"
         )
-    if np.array_equal(positions, np.arange(len(video))):
+    if first == 0 and np.array_equal(positions, np.arange(len(video))):
         return video
-    return video[positions]
+    return video[positions - first]
 
 
 def _image_column(table: pa.Table, key: str, path: Path) -> np.ndarray:

@@ -12,6 +12,24 @@ from cola_train.data.mp4 import find_videos, read_mp4_folder
 HDF5_SUFFIXES = (".hdf5", ".h5", ".he5")
 
 
+def resolve_dataset(path: str | Path) -> Path:
+    """`path` itself when it exists, else (when it reads as ORG/NAME) the local snapshot of that Hugging Face
+    Hub dataset repo, downloaded once into the Hub cache."""
+    local = Path(path)
+    text = str(path)
+    if local.exists() or text.count("/") != 1 or text.startswith((".", "/", "~")):
+        return local
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id=text, repo_type="dataset"))
+    except Exception as error:  # offline, no such repo, HTTP errors: all mean "not a dataset here"
+        raise DatasetError(
+            f"{text} does not exist here, and as a Hub dataset id it could not be downloaded "
+            f"({type(error).__name__}: {error}); give a local dataset or a Hub dataset repo id"
+        ) from error
+
+
 def detect_format(path: str | Path) -> str:
     """ "lerobot", "hdf5" or "mp4" for what `path` holds; DatasetError if none of them."""
     path = Path(path)
@@ -47,12 +65,14 @@ def detect_format(path: str | Path) -> str:
 
 
 def load_episodes(path: str | Path, camera: str | None = None) -> list[Episode]:
-    """Every episode at `path`, held in memory: a LeRobot v2.x dataset, robomimic/LIBERO HDF5 or mp4 videos.
+    """Every episode at `path`: a LeRobot v2.x / v3.0 dataset (a directory, or a Hub dataset id ORG/NAME),
+    robomimic/LIBERO HDF5 or mp4 videos. Frames are held in memory, except a LeRobot dataset too large for
+    the decode budget (see read_lerobot).
 
     `camera` picks the image stream where a format holds several (LeRobot feature key or HDF5 obs key).
     A directory of HDF5 files loads them all, in name order, with running episode indices.
     """
-    path = Path(path)
+    path = resolve_dataset(path)
     kind = detect_format(path)
     if kind == "lerobot":
         return read_lerobot(path, camera)

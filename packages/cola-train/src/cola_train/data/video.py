@@ -36,8 +36,9 @@ def encode_video(path: Path, frames: np.ndarray, fps: float) -> None:
         container.mux(stream.encode())
 
 
-def decode_video(path: Path) -> np.ndarray:
-    """Every frame of the first video stream in `path` as uint8 [T, H, W, 3]; DatasetError if unreadable."""
+def decode_video(path: Path, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Frames [start, stop) (default: all) of the first video stream in `path` as uint8 [T, H, W, 3], fewer
+    where the video ends first; DatasetError if unreadable or no frame is in the range."""
     fix = "the file is corrupt or truncated: re-create it (re-run the collection or re-download the dataset)"
     try:
         with av.open(str(path)) as container:
@@ -46,12 +47,16 @@ def decode_video(path: Path) -> np.ndarray:
             # One reformatter for the whole video keeps its cached colour converter; frame.to_ndarray(format=)
             # builds a fresh one per frame, five times slower on small frames, with the same pixels.
             reformatter = VideoReformatter()
-            frames = [
-                reformatter.reformat(frame, format="rgb24").to_ndarray()
-                for frame in container.decode(video=0)
-            ]
+            frames = []
+            for number, frame in enumerate(container.decode(video=0)):
+                if stop is not None and number >= stop:
+                    break
+                # Frames before `start` are decoded (h264 needs them) but not converted.
+                if number >= start:
+                    frames.append(reformatter.reformat(frame, format="rgb24").to_ndarray())
     except av.FFmpegError as error:
         raise DatasetError(f"could not decode video {path} ({error}); {fix}") from error
     if not frames:
-        raise DatasetError(f"video {path} holds no frames; {fix}")
+        where = f" from frame {start} on" if start else ""
+        raise DatasetError(f"video {path} holds no frames{where}; {fix}")
     return np.stack(frames)

@@ -1,0 +1,88 @@
+"""The two LAM options against a collapsed IDM: the variance floor and the frame-difference input."""
+
+import pytest
+import torch
+from cola_lam import LAMConfig, LatentActionModel
+from cola_lam.model import VARIANCE_EPS
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+SMALL = {"width": 32, "depth": 2, "heads": 2, "decoder_depth": 1, "frame_size": 32, "restart_buffer_size": 64}
+
+
+def video(batch=4, frames=3, seed=0):
+    return torch.rand(batch, frames, 3, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    floor=st.floats(0.01, 2.0),
+    scale=st.floats(0.0, 3.0),
+    seed=st.integers(0, 2**16),
+)
+def test_variance_hinge_is_the_shortfall_of_each_std(floor, scale, seed):
+    lam = LatentActionModel(LAMConfig.preset("tiny", **SMALL, variance_floor=floor))
+    latents = scale * torch.randn(8, 2, 2, 32, generator=torch.Generator().manual_seed(seed))
+    hinge = lam.variance_hinge(latents)
+    std = (latents.reshape(-1, 2, 32).var(dim=0) + VARIANCE_EPS).sqrt()
+    assert hinge >= 0
+    assert torch.allclose(hinge, torch.relu(floor - std).mean())
+    if bool((std >= floor).all()):
+        assert hinge == 0
+
+
+def test_variance_floor_is_in_the_training_loss_and_pushes_latents_apart():
+    torch.manual_seed(0)
+    floored = LatentActionModel(LAMConfig.preset("tiny", **SMALL, variance_floor=0.5)).train()
+    plain = LatentActionModel(LAMConfig.preset("tiny", **SMALL)).train()
+    plain.load_state_dict(floored.state_dict())
+    clips = video()
+    # A fresh IDM gives almost the same latent for every clip, so the hinge is close to the floor.
+    extra = (floored.encode(clips).loss - plain.encode(clips).loss).detach()
+    assert 0.4 < extra.item() <= 0.5
+    assert float(floored.eval().encode(clips).loss) == pytest.approx(float(plain.eval().encode(clips).loss))
+
+    floored.train()
+    optimizer = torch.optim.Adam(floored.idm.parameters(), lr=1e-3)
+    before = floored.idm(clips).detach().reshape(-1, 2, 32).std(0).mean()
+    for _ in range(20):
+        optimizer.zero_grad()
+        floored.variance_hinge(floored.idm(clips)).backward()
+        optimizer.step()
+    after = floored.idm(clips).detach().reshape(-1, 2, 32).std(0).mean()
+    assert after > 10 * before
+
+
+def test_variance_hinge_pulls_a_collapsed_idm_apart():
+    """At a spread of 1e-4 (a fresh IDM's), the hinge's gradient still points each latent away from the mean
+    with a size that does not depend on how small the spread is."""
+    lam = LatentActionModel(LAMConfig.preset("tiny", **SMALL, variance_floor=0.1))
+    base = torch.randn(1, 1, 2, 32).expand(16, 1, 2, 32)
+    for spread in (1e-2, 1e-4):
+        offsets = spread * torch.randn(16, 1, 2, 32, generator=torch.Generator().manual_seed(0))
+        latents = (base + offsets).requires_grad_()
+        lam.variance_hinge(latents).backward()
+        outward = -(latents.grad * (offsets - offsets.mean(0))).sum() / (offsets - offsets.mean(0)).norm()
+        assert outward > 0.9 * latents.grad.norm()
+        assert latents.grad.norm() > 1e-3
+
+
+def test_variance_hinge_of_one_transition_is_zero():
+    lam = LatentActionModel(LAMConfig.preset("tiny", **SMALL, variance_floor=1.0))
+    assert lam.variance_hinge(torch.randn(1, 1, 2, 32)) == 0
+
+
+def test_difference_input_shows_the_idm_the_change():
+    torch.manual_seed(0)
+    difference = LatentActionModel(LAMConfig.preset("tiny", **SMALL, idm_input="difference")).eval()
+    pair = LatentActionModel(LAMConfig.preset("tiny", **SMALL)).eval()
+    pair.load_state_dict(difference.state_dict())
+    clips = video(frames=4)
+    change = torch.cat([clips[:, :1], clips[:, 1:] - clips[:, :-1]], dim=1)
+    # The pair model on (frame t, change) at every transition is what the difference model sees.
+    for i in range(3):
+        expected = pair.idm(torch.stack([clips[:, i], change[:, i + 1]], dim=1))
+        assert torch.allclose(difference.idm(clips)[:, i : i + 1], expected, atol=1e-5)
+    static = clips[:, :1].expand(-1, 3, -1, -1, -1)
+    blank = torch.stack([clips[:, 0], torch.zeros_like(clips[:, 0])], dim=1)
+    assert torch.allclose(difference.idm(static)[:, :1], pair.idm(blank), atol=1e-5)
