@@ -30,6 +30,7 @@ VARIANTS: dict[str, list[str]] = {
     "beta_0.05": ["model.lam.beta=0.05"],
     "variance_floor_0.1": ["model.lam.variance_floor=0.1"],
     "idm_difference": ['model.lam.idm_input="difference"'],
+    "decorrelate_1": ["model.lam.decorrelation_weight=1.0"],
 }
 
 

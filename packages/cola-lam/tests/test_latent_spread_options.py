@@ -1,4 +1,5 @@
-"""The two LAM options against a collapsed IDM: the variance floor and the frame-difference input."""
+"""The LAM options against a collapsed IDM: the variance floor, the decorrelation penalty and the
+frame-difference input."""
 
 import pytest
 import torch
@@ -86,3 +87,41 @@ def test_difference_input_shows_the_idm_the_change():
     static = clips[:, :1].expand(-1, 3, -1, -1, -1)
     blank = torch.stack([clips[:, 0], torch.zeros_like(clips[:, 0])], dim=1)
     assert torch.allclose(difference.idm(static)[:, :1], pair.idm(blank), atol=1e-5)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16), transitions=st.integers(2, 40))
+def test_correlation_penalty_is_the_mean_squared_off_diagonal_correlation(seed, transitions):
+    lam = LatentActionModel(LAMConfig.preset("tiny", **SMALL, decorrelation_weight=1.0))
+    latents = torch.randn(
+        transitions, 1, 2, 32, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
+    expected = []
+    for token in range(2):
+        correlation = torch.corrcoef(latents[:, 0, token].T)
+        off = correlation - torch.diag(torch.diagonal(correlation))
+        expected.append(off.pow(2).sum() / (32 * 31))
+    assert torch.allclose(lam.correlation_penalty(latents), torch.stack(expected).mean().float(), atol=1e-5)
+
+
+def test_correlation_penalty_is_one_on_a_line_and_small_for_independent_dimensions():
+    lam = LatentActionModel(LAMConfig.preset("tiny", **SMALL, decorrelation_weight=1.0))
+    generator = torch.Generator().manual_seed(0)
+    scalar = torch.randn(256, 1, 2, 1, generator=generator)
+    on_a_line = scalar * torch.randn(1, 1, 2, 32, generator=generator) + torch.randn(1, 1, 2, 32)
+    assert lam.correlation_penalty(on_a_line) == pytest.approx(1.0, abs=1e-3)
+    assert lam.correlation_penalty(torch.randn(256, 1, 2, 32, generator=generator)) < 2 / 256
+    assert lam.correlation_penalty(torch.randn(1, 1, 2, 32)) == 0
+
+
+def test_decorrelation_is_in_the_training_loss_only():
+    torch.manual_seed(0)
+    penalised = LatentActionModel(LAMConfig.preset("tiny", **SMALL, decorrelation_weight=2.0)).train()
+    plain = LatentActionModel(LAMConfig.preset("tiny", **SMALL)).train()
+    plain.load_state_dict(penalised.state_dict())
+    clips = video()
+    extra = (penalised.encode(clips).loss - plain.encode(clips).loss).detach()
+    assert extra.item() == pytest.approx(
+        2.0 * penalised.correlation_penalty(penalised.idm(clips)).item(), rel=1e-4
+    )
+    assert penalised.eval().encode(clips).loss.item() == pytest.approx(plain.eval().encode(clips).loss.item())

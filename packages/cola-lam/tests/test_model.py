@@ -41,6 +41,7 @@ def test_presets():
         ({"variance_floor": -0.1}, "variance_floor"),
         ({"variance_floor": float("nan")}, "variance_floor"),
         ({"idm_input": "diff"}, "idm_input"),
+        ({"decorrelation_weight": -1.0}, "decorrelation_weight"),
     ],
 )
 def test_bad_config_raises(kwargs, message):

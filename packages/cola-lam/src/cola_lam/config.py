@@ -23,6 +23,9 @@ class LAMConfig:
 
     ``variance_floor``: when > 0, training adds a VICReg-style hinge, ``mean(relu(floor - std))`` over each
     latent dimension of each action token across the batch, so the IDM cannot give every clip the same latent.
+    ``decorrelation_weight``: when > 0, training adds that times the mean squared off-diagonal correlation
+    between the latent dimensions of each token across the batch (VICReg's covariance term, made scale-free),
+    so the latents cannot vary along one line only.
     ``idm_input``: ``"pair"`` shows the IDM frames t and t+1; ``"difference"`` shows frame t and the change
     ``frame t+1 - frame t``, which is zero wherever nothing moved.
     """
@@ -45,6 +48,7 @@ class LAMConfig:
     restart_buffer_size: int = 1024
     codebook_init: str = "kmeans"
     variance_floor: float = 0.0
+    decorrelation_weight: float = 0.0
     idm_input: str = "pair"
     decoder_depth: int = 2
 
@@ -88,6 +92,13 @@ class LAMConfig:
             raise ValueError(
                 "LAMConfig.variance_floor must be a finite number >= 0 (0 disables), "
                 f"got {self.variance_floor!r}."
+            )
+        if not isinstance(self.decorrelation_weight, (int, float)) or not (
+            0.0 <= self.decorrelation_weight < float("inf")
+        ):
+            raise ValueError(
+                "LAMConfig.decorrelation_weight must be a finite number >= 0 (0 disables), "
+                f"got {self.decorrelation_weight!r}."
             )
         if self.idm_input not in IDM_INPUTS:
             raise ValueError(

@@ -46,22 +46,42 @@ class LatentActionModel(
 
     def encode(self, video: torch.Tensor) -> VQOutput:
         """quantized ``[B, T-1, tokens_per_action, code_dim]``, indices ``[B, T-1, tokens_per_action]``,
-        loss (codebook + beta * commitment, plus the variance-floor hinge in training) and this batch's
+        loss (codebook + beta * commitment; in training plus the variance-floor hinge and the decorrelation
+        penalty when enabled) and this batch's
         per-code usage counts."""
         latents = self.idm(video)
         codes = self.quantizer(latents)
         if self.training and self.config.variance_floor > 0:
             codes = replace(codes, loss=codes.loss + self.variance_hinge(latents))
+        if self.training and self.config.decorrelation_weight > 0:
+            penalty = self.config.decorrelation_weight * self.correlation_penalty(latents)
+            codes = replace(codes, loss=codes.loss + penalty)
         return codes
+
+    def _flat_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        flat = latents.reshape(-1, *latents.shape[-2:]).float()
+        return F.normalize(flat, dim=-1) if self.quantizer.l2_normalize else flat
+
+    def correlation_penalty(self, latents: torch.Tensor) -> torch.Tensor:
+        """Mean squared off-diagonal correlation between the ``code_dim`` dimensions of ``latents [B, T-1,
+        tokens, code_dim]`` over the batch's transitions, per token; 0 for one transition. 1 when every
+        dimension is a multiple of one, about 1 / transitions when they are independent."""
+        flat = self._flat_latents(latents)
+        if flat.shape[0] < 2:
+            return flat.new_zeros(())
+        centred = flat - flat.mean(dim=0)
+        scaled = centred / (centred.pow(2).sum(dim=0, keepdim=True) + VARIANCE_EPS).sqrt()
+        correlation = torch.einsum("nki,nkj->kij", scaled, scaled)
+        dims = correlation.shape[-1]
+        off_diagonal = correlation - torch.diag_embed(torch.diagonal(correlation, dim1=-2, dim2=-1))
+        return off_diagonal.pow(2).sum(dim=(-2, -1)).mean() / (dims * (dims - 1))
 
     def variance_hinge(self, latents: torch.Tensor) -> torch.Tensor:
         """``mean(relu(variance_floor - std))`` of ``latents [B, T-1, tokens, code_dim]`` (as the quantizer
         sees them), the std per token and dimension over the batch's transitions; 0 for one transition."""
-        flat = latents.reshape(-1, *latents.shape[-2:]).float()
+        flat = self._flat_latents(latents)
         if flat.shape[0] < 2:
             return flat.new_zeros(())
-        if self.quantizer.l2_normalize:
-            flat = F.normalize(flat, dim=-1)
         # A fresh IDM's outputs vary by ~3e-4 across clips; VICReg's eps of 1e-4 inside the root would make
         # the hinge's gradient vanish there (a saddle a 250-step warm-up escaped on one seed of two).
         std = (flat.var(dim=0) + VARIANCE_EPS).sqrt()

@@ -467,7 +467,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"path": "data/pusht-quickstart", "clip_length": 6, "frame_skip": 5, "frame_size": 64},
         # Without frequent dead-code restarts the tiny LAM's codebook collapses to one code in the warm-up
         # (measured on PushT: utilization 1/32 after 150 steps at the default 100, 0.78 at 10).
-        "model": {"lam_preset": "tiny", "wm_preset": "tiny", "lam": {"dead_code_steps": 10}},
+        "model": {
+            "lam_preset": "tiny",
+            "wm_preset": "tiny",
+            "lam": {"dead_code_steps": 10, "variance_floor": 0.1},
+        },
         "train": {
             "batch_size": 8,
             "log_every": 10,
