@@ -34,6 +34,7 @@ BASE = {
     "motion_weight": 0.0,
     "action_injection": "adaln",
     "time_sampling": "logit_normal",
+    "time_shift": 1.0,
 }
 VARIANTS = {
     # round 1: one factor at a time against skip5
@@ -45,6 +46,9 @@ VARIANTS = {
     # round 2: one factor at a time against motion_w10, round 1's winner
     "motion_w10_uniform_t": {"motion_weight": 10.0, "time_sampling": "uniform"},
     "motion_w10_both": {"motion_weight": 10.0, "action_injection": "both"},
+    "motion_w10_shift3": {"motion_weight": 10.0, "time_shift": 3.0},
+    # round 3: the shift on uniform times, against motion_w10_uniform_t
+    "motion_w10_uniform_shift3": {"motion_weight": 10.0, "time_sampling": "uniform", "time_shift": 3.0},
 }
 EPISODES, EPISODE_LENGTH, CLIP_LENGTH, BATCH = 48, 120, 6, 8
 ACTION_SCALE = 100.0  # PushT's commanded deltas reach ~145 px
@@ -59,6 +63,7 @@ class Variant:
     motion_weight: float
     action_injection: str
     time_sampling: str
+    time_shift: float
 
 
 def variant(name: str) -> Variant:
@@ -119,6 +124,7 @@ def train(v: Variant, seed: int, steps: int, data_root: Path):
             video,
             actions,
             time_sampling=v.time_sampling,
+            time_shift=v.time_shift,
             generator=generator,
             motion_weight=v.motion_weight,
         )
@@ -154,9 +160,9 @@ def evaluate(
             generator = torch.Generator().manual_seed(seed * 1000 + first)
             if source is None:
                 source = model.null_actions(video.shape[0], CLIP_LENGTH - 1)
-            predictions[name] = sample(model, context, source, steps=10, generator=generator)[:, 1:].clamp(
-                -1, 1
-            )
+            predictions[name] = sample(
+                model, context, source, steps=10, guidance_scale=guidance, generator=generator
+            )[:, 1:].clamp(-1, 1)
         for name, pred in predictions.items():
             entry = scores.setdefault(name, {"psnr": [], "moving_psnr": [], "agent_error": []})
             entry["psnr"].append(psnr(pred, target).flatten())

@@ -2,8 +2,10 @@
 
 import pytest
 import torch
-from cola_wm import ActionConditionedDiT, flow_matching_loss, sample
+from cola_wm import ActionConditionedDiT, flow_matching_loss, sample, shift_time
 from cola_wm_test_helpers import pretrained_like, random_video, small_config
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 CONFIG = small_config()
@@ -177,6 +179,9 @@ def test_bad_loss_and_sampler_arguments_raise():
     video = random_video(1, CONFIG)
     with pytest.raises(ValueError, match="time_sampling"):
         flow_matching_loss(model, video, time_sampling="cosine")
+    for shift in (0.0, -1.0, float("inf"), "3"):
+        with pytest.raises(ValueError, match="time_shift"):
+            flow_matching_loss(model, video, time_shift=shift)
     with pytest.raises(ValueError, match="num_context"):
         flow_matching_loss(model, video, num_context=4)
     with pytest.raises(ValueError, match="num_context"):
@@ -233,3 +238,31 @@ def test_bad_motion_weight_raises(weight, context):
         flow_matching_loss(
             model, random_video(1, config, frames=3), None, num_context=context, motion_weight=weight
         )
+
+
+@given(
+    st.floats(0.0, 1.0),
+    st.floats(0.0, 1.0),
+    st.floats(0.1, 20.0),
+)
+@settings(deadline=None)
+def test_time_shift_keeps_the_ends_and_the_order_and_moves_toward_noise(a: float, b: float, shift: float):
+    t = torch.tensor([0.0, min(a, b), max(a, b), 1.0], dtype=torch.float64)
+    shifted = shift_time(t, shift)
+    torch.testing.assert_close(shifted[[0, -1]], torch.tensor([0.0, 1.0], dtype=torch.float64))
+    assert shifted[1] <= shifted[2]
+    if shift > 1:
+        assert (shifted >= t - 1e-12).all()
+    # shifting by s then by 1/s is the identity
+    torch.testing.assert_close(shift_time(shifted, 1 / shift), t)
+
+
+def test_time_shift_changes_the_sampled_times_only():
+    model = pretrained_like(CONFIG)
+    model.config.action_dropout = 0.0
+    video = random_video(2, CONFIG)
+    plain = flow_matching_loss(model, video, generator=torch.Generator().manual_seed(0))
+    same = flow_matching_loss(model, video, time_shift=1.0, generator=torch.Generator().manual_seed(0))
+    shifted = flow_matching_loss(model, video, time_shift=3.0, generator=torch.Generator().manual_seed(0))
+    assert plain.item() == same.item()
+    assert shifted.item() != plain.item()

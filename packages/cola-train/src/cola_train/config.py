@@ -63,6 +63,7 @@ class TrainConfig:
     batch per process); every shard's noise comes from its own generator, so results do not depend on how many
     processes share the shards. ``motion_weight``: the flow loss weights the pixels that move between the
     context frame and each target frame ``1 + motion_weight`` times (``cola_wm.flow_matching_loss``).
+    ``time_shift`` moves the sampled flow times toward noise (``cola_wm.shift_time``; 1: no shift).
     """
 
     batch_size: int = 8
@@ -71,6 +72,7 @@ class TrainConfig:
     time_sampling: str = "logit_normal"
     crop_scale_min: float = 0.7
     motion_weight: float = 0.0
+    time_shift: float = 1.0
     log_every: int = 10
     checkpoint_every: int = 200
     keep_checkpoints: int = 2

@@ -52,6 +52,7 @@ RANGES: dict[str, Range] = {
     "train.num_context": POSITIVE,
     "train.crop_scale_min": Range(0, 1, low_open=True, hint="1 disables crops"),
     "train.motion_weight": Range(0, INF, high_open=True, hint="0: unweighted"),
+    "train.time_shift": Range(0, INF, low_open=True, high_open=True, hint="1: no shift, > 1 toward noise"),
     "train.log_every": POSITIVE,
     "train.checkpoint_every": POSITIVE,
     "train.keep_checkpoints": POSITIVE,

@@ -70,7 +70,14 @@ def build_models(
         real_actions = RealActionEncoder(
             RealActionConfig(list(config.model.real_action_columns), config.data.frame_skip)
         )
-    models = CoLAModels(lam, wm, decoder, real_actions=real_actions, motion_weight=config.train.motion_weight)
+    models = CoLAModels(
+        lam,
+        wm,
+        decoder,
+        real_actions=real_actions,
+        motion_weight=config.train.motion_weight,
+        time_shift=config.train.time_shift,
+    )
     if init_from is not None:
         read_source(init_from).load_into(models)
     return models

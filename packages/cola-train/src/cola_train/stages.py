@@ -84,6 +84,7 @@ class CoLAModels(nn.Module):
         decoder: nn.Module | None = None,
         real_actions: nn.Module | None = None,
         motion_weight: float = 0.0,
+        time_shift: float = 1.0,
     ) -> None:
         super().__init__()
         self.lam = lam
@@ -93,6 +94,7 @@ class CoLAModels(nn.Module):
         # actions through this encoder, and the LAM stays out of every stage.
         self.real_actions = real_actions
         self.motion_weight = motion_weight
+        self.time_shift = time_shift
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         groups = {
@@ -146,6 +148,7 @@ class CoLAModels(nn.Module):
                 time_sampling=time_sampling,
                 generator=generator,
                 motion_weight=self.motion_weight,
+                time_shift=self.time_shift,
             )
 
         if plan.objective == "flow" and not plan.conditioned:
