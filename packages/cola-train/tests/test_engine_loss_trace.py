@@ -1,0 +1,63 @@
+"""The quickstart's stages, shrunk to a small model on synthetic clips, log the same first 50 losses of each
+stage as the recorded trace (tests/fixtures/quickstart_loss_trace.json): refactors of the model and the loop
+must not change what a fixed seed trains.
+
+Re-record (only for an intended change of the numerics): ``COLA_RECORD_LOSS_TRACE=1 pytest`` this file.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cola_train import train
+from cola_train.config import load_config
+from cola_train.metrics_log import read_metrics
+from engine_helpers import MovingSquares
+
+FIXTURE = Path(__file__).parent / "fixtures" / "quickstart_loss_trace.json"
+STEPS = 50
+# The quickstart preset with a 32x32 frame, a one-block LAM and DiT, and 50 steps per stage.
+OVERRIDES = [
+    "data.frame_size=32",
+    "data.clip_length=4",
+    "model.lam.width=32",
+    "model.lam.depth=1",
+    "model.lam.heads=2",
+    "model.lam.patch_size=8",
+    "model.lam.num_codes=8",
+    "model.lam.code_dim=8",
+    "model.wm.width=32",
+    "model.wm.depth=1",
+    "model.wm.heads=2",
+    "model.wm.action_heads=2",
+    "model.wm.action_depth=1",
+    "model.wm.time_embed_dim=32",
+    "train.batch_size=4",
+    "train.log_every=1",
+    f"train.checkpoint_every={10 * STEPS}",
+    "train.progress=false",
+    "train.device=cpu",
+    "optim.warmup_steps=10",
+    *(f"{stage}.steps={STEPS}" for stage in ("pretrain", "warmup", "joint")),
+]
+
+
+def _trace(run: Path) -> dict[str, list[dict[str, float]]]:
+    trace: dict[str, list[dict[str, float]]] = {}
+    for record in read_metrics(run):
+        losses = {key: value for key, value in record.items() if key.endswith("loss")}
+        trace.setdefault(record["stage"], []).append({"step": record["step"], **losses})
+    return trace
+
+
+def test_quickstart_first_losses_match_the_recorded_trace(tmp_path: Path) -> None:
+    config = load_config(preset="quickstart", overrides=OVERRIDES)
+    run = train(config, tmp_path / "run", data=MovingSquares(count=16, frames=4, size=32))
+    trace = _trace(run)
+    assert sorted(trace) == ["joint", "pretrain", "warmup"]
+    assert all(len(steps) == STEPS for steps in trace.values())
+    if os.environ.get("COLA_RECORD_LOSS_TRACE"):
+        FIXTURE.write_text(json.dumps(trace, indent=1) + "\n")
+    assert trace == json.loads(FIXTURE.read_text())
