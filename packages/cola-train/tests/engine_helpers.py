@@ -135,7 +135,8 @@ def ddp_restart_worker(rank: int, world_size: int, port: int, out: str) -> None:
 
 
 # Every stage kind (a frozen backbone in the warm-up), and a checkpoint inside the joint stage to resume from.
-# FSDP refuses VQ codebook writes in the forward (see loop._check_fsdp_codebook), hence no dead-code restarts.
+# FSDP refuses VQ codebook writes in the forward (see codebook_placement.check_fsdp_codebook), hence no
+# dead-code restarts.
 FSDP_SECTIONS = {
     "stages": ["pretrain", "warmup", "joint"],
     "model": {**TINY["model"], "lam": {**TINY["model"]["lam"], "dead_code_steps": 0}},

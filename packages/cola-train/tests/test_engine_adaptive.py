@@ -9,8 +9,8 @@ import torch
 from cola_lam import VectorQuantizer
 
 sys.path.insert(0, str(Path(__file__).parent))
+from cola_train.adaptive_warmup import AdaptiveWarmup
 from cola_train.distributed import DistContext
-from cola_train.loop import _AdaptiveWarmup
 from engine_helpers import tiny_config
 
 WARMUP = {
@@ -43,7 +43,7 @@ SPREAD = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
 def _feed(
     losses: list[float], codes: torch.Tensor, latents: torch.Tensor = SPREAD
 ) -> tuple[int | None, list[dict]]:
-    adaptive = _AdaptiveWarmup(tiny_config(warmup=WARMUP), "warmup")
+    adaptive = AdaptiveWarmup(tiny_config(warmup=WARMUP), "warmup")
     events = Events()
     lam = SimpleNamespace(config=SimpleNamespace(num_codes=8), quantizer=_quantizer(latents))
     models = SimpleNamespace(lam=lam)
@@ -84,5 +84,5 @@ def test_continues_while_the_idm_outputs_are_collapsed() -> None:
 
 
 def test_disabled_outside_adaptive_warmup() -> None:
-    adaptive = _AdaptiveWarmup(tiny_config(warmup=WARMUP), "joint")
+    adaptive = AdaptiveWarmup(tiny_config(warmup=WARMUP), "joint")
     assert not adaptive.should_stop(20, None, 2, 19)

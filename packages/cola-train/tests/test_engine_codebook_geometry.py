@@ -12,13 +12,13 @@ from cola_lam import code_geometry
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cola_train import build_models, run_stages
-from cola_train.stages import CoLAModels
+from cola_train.model import CoLA
 from engine_helpers import TINY, MovingSquares, tiny_config
 
 GEOMETRY_KEYS = ("latent_spread", "latent_rank", "code_spread")
 
 
-def _run(tmp_path: Path, collapse: bool) -> tuple[CoLAModels, list[dict]]:
+def _run(tmp_path: Path, collapse: bool) -> tuple[CoLA, list[dict]]:
     # Restarts every step, as in the run where utilization read 0.75-1.0 while every clip got the same action.
     lam = {**TINY["model"]["lam"], "dead_code_steps": 1}
     config = tiny_config(

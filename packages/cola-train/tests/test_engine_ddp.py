@@ -41,8 +41,8 @@ def test_two_processes_match_one(tmp_path: Path) -> None:
 
 def test_ranks_split_the_shards_one_process_accumulates() -> None:
     # The cheap half of the DDP equality: the shard layout and seeds a rank uses are those one process uses.
+    from cola_train.batches import shard_layout
     from cola_train.distributed import DistContext
-    from cola_train.loop import shard_layout
 
     config = tiny_config(**DDP_SECTIONS)
     cpu = torch.device("cpu")

@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 sys.path.insert(0, str(Path(__file__).parent))
 from cola_train import train
 from cola_train.checkpoint import load_checkpoint
+from cola_train.codebook_placement import check_fsdp_codebook
 from cola_train.distributed import DistContext
-from cola_train.loop import _check_fsdp_codebook
 from cola_train.metrics_log import read_metrics
 from cola_train.pipeline import build_models
 from cola_train.stages import plan_stage
@@ -57,5 +57,5 @@ def test_fsdp_refuses_codebook_writes_in_the_forward() -> None:
     models = build_models(tiny_config())  # dead-code restarts on (the LAM preset's default)
     context = DistContext(0, 2, 0, torch.device("cpu"))
     with pytest.raises(ValueError, match=r"dead_code_steps=100.*Use train.strategy='ddp'"):
-        _check_fsdp_codebook(models, plan_stage("warmup", tiny_config().warmup), context)
-    _check_fsdp_codebook(models, plan_stage("pretrain", tiny_config().pretrain), context)  # LAM frozen
+        check_fsdp_codebook(models, plan_stage("warmup", tiny_config().warmup), context)
+    check_fsdp_codebook(models, plan_stage("pretrain", tiny_config().pretrain), context)  # LAM frozen

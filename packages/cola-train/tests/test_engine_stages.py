@@ -11,7 +11,8 @@ from cola_lam import VectorQuantizer
 from cola_train import build_models, plan_stage, run_stages
 from cola_train.augment import random_resized_crop
 from cola_train.config import StageConfig
-from engine_helpers import MovingSquares, tiny_config
+from cola_train.model import Batch
+from engine_helpers import TINY, MovingSquares, tiny_config
 
 
 def _snapshot(module: torch.nn.Module) -> dict[str, bytes]:
@@ -79,21 +80,15 @@ def test_joint_ablations_freeze_bytes(switch: str, frozen: str) -> None:
 
 
 def test_stop_gradient_leaves_lam_with_vq_loss_only() -> None:
-    config = tiny_config(joint={"steps": 1, "stop_gradient": True})
+    train = {**TINY["train"], "num_context": 1, "time_sampling": "uniform", "crop_scale_min": 1.0}
+    config = tiny_config(joint={"steps": 1, "stop_gradient": True}, train=train)
     plan = plan_stage("joint", config.joint)
     models = build_models(config)
     _as_if_pretrained(models)
     models.prepare(plan)
     video = torch.stack([MovingSquares()[i]["video"] for i in range(4)])
-    out = models(
-        video,
-        plan=plan,
-        generator=torch.Generator().manual_seed(0),
-        num_context=1,
-        time_sampling="uniform",
-        crop_scale_min=1.0,
-    )
-    out["loss"].backward()
+    out = models(Batch(video), plan, torch.Generator().manual_seed(0))
+    out.loss.backward()
     with_flow = {n: p.grad.clone() for n, p in models.lam.named_parameters() if p.grad is not None}
     models.zero_grad()
     models.lam(video).loss.backward()

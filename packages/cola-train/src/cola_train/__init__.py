@@ -17,6 +17,7 @@ from cola_train.config import (
 )
 from cola_train.init_from import SourceWeights, read_source
 from cola_train.loop import StageOutcome, TrainingDiverged
+from cola_train.model import CoLA, Losses
 from cola_train.pipeline import (
     build_models,
     joint,
@@ -29,11 +30,12 @@ from cola_train.pipeline import (
     wm_finetune,
 )
 from cola_train.runs import TrainedRun, load_trained
-from cola_train.stages import CoLAModels, StagePlan, plan_stage
+from cola_train.stages import StagePlan, plan_stage
 
 __all__ = [
-    "CoLAModels",
+    "CoLA",
     "DataConfig",
+    "Losses",
     "ModelConfig",
     "OptimConfig",
     "RunConfig",

@@ -67,7 +67,7 @@ class SourceWeights:
             )
 
     def load_into(self, models: nn.Module) -> list[str]:
-        """Copy the weights into ``models`` (a CoLAModels); return the names of the parts loaded."""
+        """Copy the weights into ``models`` (a CoLA); return the names of the parts loaded."""
         self.check_compatible(models.lam.config, models.wm.config)
         load_state_strict(models.lam, self.lam, f"{self.location} (lam)")
         load_state_strict(models.wm, self.wm, f"{self.location} (wm)")

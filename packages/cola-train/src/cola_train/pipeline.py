@@ -16,18 +16,13 @@ from typing import Any
 import torch
 
 from cola_train.checkpoint import latest_checkpoint, load_checkpoint
+from cola_train.codebook_placement import fit_real_actions, place_codebook
 from cola_train.config import RunConfig, config_differences, model_configs
 from cola_train.distributed import DistContext, barrier, full_state_dict, init_distributed
 from cola_train.fingerprint import data_fingerprint
 from cola_train.init_from import SourceWeights, read_source
-from cola_train.loop import (
-    Session,
-    StageOutcome,
-    fit_real_actions,
-    place_codebook,
-    restore_models,
-    run_stage,
-)
+from cola_train.loop import StageOutcome, run_stage
+from cola_train.model import CoLA
 from cola_train.run_files import (
     RunStorageError,
     clean_temporaries,
@@ -36,7 +31,8 @@ from cola_train.run_files import (
     write_json_atomic,
 )
 from cola_train.run_lock import RunLock
-from cola_train.stages import CoLAModels
+from cola_train.session import Session
+from cola_train.stage_checkpoint import restore_models
 
 logger = logging.getLogger("cola_train")
 
@@ -45,7 +41,7 @@ DATA_FILE = "data.json"
 
 def build_models(
     config: RunConfig, with_decoder: bool | None = None, init_from: str | Path | None = None
-) -> CoLAModels:
+) -> CoLA:
     """LAM and world model (plus the LAMDecoder when a stage needs it) sized by ``config`` (see
     :func:`model_configs`).
 
@@ -70,13 +66,16 @@ def build_models(
         real_actions = RealActionEncoder(
             RealActionConfig(list(config.model.real_action_columns), config.data.frame_skip)
         )
-    models = CoLAModels(
+    models = CoLA(
         lam,
         wm,
         decoder,
         real_actions=real_actions,
-        motion_weight=config.train.motion_weight,
+        num_context=config.train.num_context,
+        time_sampling=config.train.time_sampling,
         time_shift=config.train.time_shift,
+        motion_weight=config.train.motion_weight,
+        crop_scale_min=config.train.crop_scale_min,
     )
     if init_from is not None:
         read_source(init_from).load_into(models)
@@ -118,14 +117,14 @@ def load_dataset(config: RunConfig) -> Any:
     return dataset
 
 
-def _session(config: RunConfig, models: CoLAModels, data: Any, run_dir: Path | None) -> Session:
+def _session(config: RunConfig, models: CoLA, data: Any, run_dir: Path | None) -> Session:
     context = init_distributed(config.train.device)
     models.to(context.device)
     return Session(config=config, models=models, dataset=data, context=context, run_dir=run_dir)
 
 
 def run_stages(
-    config: RunConfig, models: CoLAModels, data: Any, names: list[str], run_dir: Path | None = None
+    config: RunConfig, models: CoLA, data: Any, names: list[str], run_dir: Path | None = None
 ) -> list[StageOutcome]:
     """Run ``names`` in order on ``models`` (trained in place) with the clips ``data``.
 
@@ -147,31 +146,29 @@ def run_stages(
             session.log.close()
 
 
-def pretrain(config: RunConfig, models: CoLAModels, data: Any, run_dir: Path | None = None) -> StageOutcome:
+def pretrain(config: RunConfig, models: CoLA, data: Any, run_dir: Path | None = None) -> StageOutcome:
     """Action-free flow matching of the DiT backbone (a stand-in for a pretrained video model)."""
     return run_stages(config, models, data, ["pretrain"], run_dir)[0]
 
 
-def warmup(config: RunConfig, models: CoLAModels, data: Any, run_dir: Path | None = None) -> StageOutcome:
+def warmup(config: RunConfig, models: CoLA, data: Any, run_dir: Path | None = None) -> StageOutcome:
     """DiT backbone frozen; IDM, VQ and the action blocks learn through the flow-matching loss (+ VQ loss)."""
     return run_stages(config, models, data, ["warmup"], run_dir)[0]
 
 
-def joint(config: RunConfig, models: CoLAModels, data: Any, run_dir: Path | None = None) -> StageOutcome:
+def joint(config: RunConfig, models: CoLA, data: Any, run_dir: Path | None = None) -> StageOutcome:
     """Everything trains end to end; the flow-matching loss reaches the LAM (unless the ablations say
     otherwise).
     """
     return run_stages(config, models, data, ["joint"], run_dir)[0]
 
 
-def lam_recon(config: RunConfig, models: CoLAModels, data: Any, run_dir: Path | None = None) -> StageOutcome:
+def lam_recon(config: RunConfig, models: CoLA, data: Any, run_dir: Path | None = None) -> StageOutcome:
     """Two-stage baseline, stage 1: IDM + VQ + LAMDecoder trained to reconstruct the next frame."""
     return run_stages(config, models, data, ["lam_recon"], run_dir)[0]
 
 
-def wm_finetune(
-    config: RunConfig, models: CoLAModels, data: Any, run_dir: Path | None = None
-) -> StageOutcome:
+def wm_finetune(config: RunConfig, models: CoLA, data: Any, run_dir: Path | None = None) -> StageOutcome:
     """Two-stage baseline, stage 2: the LAM frozen, the DiT (with action blocks) trained on its codes."""
     return run_stages(config, models, data, ["wm_finetune"], run_dir)[0]
 
