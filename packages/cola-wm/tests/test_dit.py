@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from cola_wm import ActionConditionedDiT, DiTConfig, sample
+from cola_wm import ActionConditionedDiT, DiTConfig, predict_velocity, sample
 from cola_wm_test_helpers import pretrained_like, random_video, small_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -46,10 +46,11 @@ def test_unknown_preset_or_field_raises():
 
 def test_forward_shape_and_velocity_for_every_frame(model):
     x = random_video(2, CONFIG)
-    out = model(x, torch.rand(2), torch.randn(2, CONFIG.num_frames - 1, CONFIG.action_dim), num_context=1)
+    actions = torch.randn(2, CONFIG.num_frames - 1, CONFIG.action_dim)
+    out = predict_velocity(model, x, torch.rand(2), actions, num_context=1)
     assert out.shape == x.shape and out.dtype == x.dtype
     assert out.abs().sum() > 0
-    shorter = model(x[:, :2], torch.rand(2))
+    shorter = predict_velocity(model, x[:, :2], torch.rand(2))
     assert shorter.shape == x[:, :2].shape
 
 
@@ -60,13 +61,13 @@ def test_fresh_model_predicts_its_starting_frame():
     x, t = random_video(1, CONFIG), torch.rand(1)
     time = t.clamp_min(CONFIG.min_flow_time)
     model = ActionConditionedDiT(CONFIG)
-    assert torch.allclose(model(x, t), x / time)
-    with_context = model(x, t, num_context=2)
+    assert torch.allclose(predict_velocity(model, x, t), x / time)
+    with_context = predict_velocity(model, x, t, num_context=2)
     assert torch.allclose(with_context[:, 2:], (x[:, 2:] - x[:, 1:2]) / time, atol=1e-5)
     rollout = sample(model, x[:, :1], num_frames=3, steps=4, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(rollout, x[:, :1].expand(-1, 3, -1, -1, -1), atol=1e-5)
     velocity = replace(CONFIG, prediction="velocity")
-    assert torch.equal(ActionConditionedDiT(velocity)(x, t), torch.zeros_like(x))
+    assert torch.equal(predict_velocity(ActionConditionedDiT(velocity), x, t), torch.zeros_like(x))
 
 
 @pytest.mark.parametrize("prediction", ["x0", "residual"])
@@ -80,7 +81,7 @@ def test_clean_frame_prediction_turns_into_the_velocity(prediction):
     with torch.no_grad():
         model.final_layer.linear.bias.fill_(0.25)
     x0_hat = 0.25 + (x0[:, :1] if prediction == "residual" else 0.0)
-    velocity = model(x_t, t, num_context=1)
+    velocity = predict_velocity(model, x_t, t, num_context=1)
     assert torch.allclose(velocity[:, 1:], (x_t[:, 1:] - x0_hat) / 0.6, atol=1e-5)
 
 

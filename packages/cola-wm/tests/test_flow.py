@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from cola_wm import ActionConditionedDiT, flow_matching_loss, sample, shift_time
+from cola_wm import ActionConditionedDiT, flow_matching_loss, predict_velocity, sample, shift_time
 from cola_wm_test_helpers import pretrained_like, random_video, small_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -64,7 +64,7 @@ def test_loss_is_the_error_on_the_non_context_frames(loss_on):
     noise = torch.randn(video.shape, generator=generator)
     t_frames = t.view(2, 1, 1, 1, 1)
     x_t = torch.cat([video[:, :k], ((1 - t_frames) * video + t_frames * noise)[:, k:]], dim=1)
-    velocity = model(x_t, t, num_context=k)
+    velocity = predict_velocity(model, x_t, t, num_context=k)
     if loss_on == "velocity":
         expected = (velocity[:, k:] - (noise - video)[:, k:]).pow(2).mean()
     else:
@@ -102,11 +102,11 @@ def test_null_action_gets_gradient_when_dropped():
 
 
 class ExactVelocity(nn.Module):
-    """The true rectified-flow velocity towards one known clip: (x_t - x0) / t."""
+    """The true rectified-flow velocity towards one known clip: (x_t - x0) / t (a velocity predictor)."""
 
     def __init__(self, target: torch.Tensor):
         super().__init__()
-        self.config = small_config()
+        self.config = small_config(prediction="velocity")
         self.target = target
 
     def forward(self, x, t, actions=None, num_context=0):
@@ -165,8 +165,8 @@ def test_guidance_combines_conditional_and_null_velocities():
     noise = torch.randn(1, 3, *context.shape[2:], generator=torch.Generator().manual_seed(0))
     window = torch.cat([context, noise], dim=1)
     t = torch.ones(1)
-    v_cond = model(window, t, actions, num_context=1)[:, 1:]
-    v_null = model(window, t, model.null_actions(1, 3), num_context=1)[:, 1:]
+    v_cond = predict_velocity(model, window, t, actions, num_context=1)[:, 1:]
+    v_null = predict_velocity(model, window, t, model.null_actions(1, 3), num_context=1)[:, 1:]
     expected = noise - (v_null + 4.0 * (v_cond - v_null))
     out = sample(
         model, context, actions, steps=1, guidance_scale=4.0, generator=torch.Generator().manual_seed(0)

@@ -19,8 +19,9 @@ from .blocks import MLP, SelfAttention, init_weights, patchify, sincos_embedding
 from .config import LAMConfig
 
 
-def validate_video(video: torch.Tensor, config: LAMConfig) -> None:
-    """Raise ValueError unless ``video`` is a finite float clip ``[B, T>=2, C, H, W]`` matching ``config``."""
+def validate_video(video: torch.Tensor, config: LAMConfig, check_finite: bool = True) -> None:
+    """Raise ValueError unless ``video`` is a float clip ``[B, T>=2, C, H, W]`` matching ``config``, and
+    (``check_finite``, a device sync) finite."""
     if not isinstance(video, torch.Tensor):
         raise ValueError(f"video must be a torch.Tensor [B, T, C, H, W], got {type(video).__name__}.")
     if video.dim() != 5:
@@ -42,7 +43,7 @@ def validate_video(video: torch.Tensor, config: LAMConfig) -> None:
             f"video frames must be [C, H, W] = {list(expected)} (LAMConfig channels, frame_size), "
             f"got {[c, h, w]}."
         )
-    if not torch.isfinite(video).all():
+    if check_finite and not torch.isfinite(video).all():
         raise ValueError("video contains NaN or infinite values; clean the input frames.")
 
 
@@ -68,7 +69,13 @@ class SpatioTemporalBlock(nn.Module):
 
 
 class InverseDynamicsModel(nn.Module):
-    """``video [B, T, C, H, W]`` -> continuous latent actions ``[B, T-1, tokens_per_action, code_dim]``."""
+    """``video [B, T, C, H, W]`` -> continuous latent actions ``[B, T-1, tokens_per_action, code_dim]``.
+
+    The input is checked for NaN and inf while ``check_finite`` is True (the default; the check is a device
+    sync). A training loop that checks its batches where it loads them turns it off.
+    """
+
+    check_finite: bool = True
 
     def __init__(self, config: LAMConfig) -> None:
         super().__init__()
@@ -85,7 +92,7 @@ class InverseDynamicsModel(nn.Module):
         self.apply(init_weights)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        validate_video(video, self.config)
+        validate_video(video, self.config, self.check_finite)
         b, t = video.shape[:2]
         second = video[:, 1:] - video[:, :-1] if self.config.idm_input == "difference" else video[:, 1:]
         pairs = torch.stack([video[:, :-1], second], dim=2)

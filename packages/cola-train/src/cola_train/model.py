@@ -50,7 +50,11 @@ class Losses:
 class CoLA(nn.Module):
     """The LAM, the world model, and optionally the two-stage baseline's LAM decoder and the real-action
     encoder of the ground-truth-action ceiling (``model.actions = "real"``: conditioned stages read the clips'
-    real actions through it, and the LAM stays out of every stage)."""
+    real actions through it, and the LAM stays out of every stage).
+
+    The IDM and the DiT do not check their inputs for NaN and inf here (a device sync every forward): the
+    training loop checks each batch where it loads it (:func:`cola_train.batches.check_finite`).
+    """
 
     def __init__(
         self,
@@ -68,6 +72,8 @@ class CoLA(nn.Module):
         super().__init__()
         self.lam = lam
         self.wm = wm
+        lam.idm.check_finite = False
+        wm.check_finite = False
         self.decoder = decoder
         self.real_actions = real_actions
         self.num_context = num_context

@@ -17,16 +17,17 @@ class DiTConfig:
     holds at most ``num_frames`` frames. ``action_dim`` is the width of one flattened latent action (tokens x
     code dim).
 
-    ``prediction`` is what the last layer outputs; the model returns the velocity either way.
-    ``"residual"`` (default): the clean frame as the last context frame plus a predicted change, turned into
-    the velocity ``(x_t - x0) / max(t, min_flow_time)``. ``"x0"``: the clean frame itself. ``"velocity"``:
-    ``eps - x0`` directly, as in plain rectified flow. Clean-frame prediction because a patch of pixels (192
-    values at patch 8) is wider than the transformer: predicting the noise part of the velocity through that
-    bottleneck leaves noise in every sample, while clean frames lie on a low-dimensional manifold the network
-    can reach (Li & He, "Back to Basics: Let Denoising Generative Models Denoise", 2025). The residual form
-    makes a fresh model copy its last context frame, so training spends itself on what changes, which is what
-    actions explain; without context frames it is plain ``"x0"``. With patches narrower than the width
-    (e.g. 2x2 RGB patches, 12 values, at width 64) there is no bottleneck and ``"velocity"`` can do better.
+    ``prediction`` is what the last layer outputs and the model returns; ``cola_wm.predict_velocity`` turns it
+    into the velocity either way. ``"residual"`` (default): the clean frame as the last context frame plus a
+    predicted change, turned into the velocity ``(x_t - x0) / max(t, min_flow_time)``. ``"x0"``: the clean
+    frame itself. ``"velocity"``: ``eps - x0`` directly, as in plain rectified flow. Clean-frame prediction
+    because a patch of pixels (192 values at patch 8) is wider than the transformer: predicting the noise part
+    of the velocity through that bottleneck leaves noise in every sample, while clean frames lie on a
+    low-dimensional manifold the network can reach (Li & He, "Back to Basics: Let Denoising Generative Models
+    Denoise", 2025). The residual form makes a fresh model copy its last context frame, so training spends
+    itself on what changes, which is what actions explain; without context frames it is plain ``"x0"``. With
+    patches narrower than the width (e.g. 2x2 RGB patches, 12 values, at width 64) there is no bottleneck and
+    ``"velocity"`` can do better.
 
     ``action_injection``: ``"adaln"`` (default, the paper's) adds the actions' shift/scale/gate to every
     block's AdaLN modulation; ``"token"`` adds a projection of frame i's action state to every patch token

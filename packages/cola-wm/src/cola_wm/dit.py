@@ -26,6 +26,14 @@ from cola_wm.layers import Attention, Mlp, TimestepEmbedder, sincos_embedding, s
 ACTION_PREFIX = "action_conditioner."
 
 
+def frame_times(t: torch.Tensor, frames: int, num_context: int) -> torch.Tensor:
+    """Each frame's flow time ``[B, frames]``: ``t [B]`` for the frames being generated, 0 for the first
+    ``num_context`` (clean context)."""
+    times = t[:, None].expand(t.shape[0], frames).clone()
+    times[:, :num_context] = 0.0
+    return times
+
+
 class DiTBlock(nn.Module):
     def __init__(self, config: DiTConfig):
         super().__init__()
@@ -80,10 +88,17 @@ class ActionConditionedDiT(
 ):
     """Video DiT trained with rectified flow; optionally conditioned on latent actions.
 
-    ``model(x [B,T,C,H,W], t [B], actions=None | [B, T-1, action_dim], num_context=k)`` returns the velocity
-    ``eps - x0`` predicted for every frame (from a predicted change to the last context frame by default, see
-    ``DiTConfig.prediction``); the first k frames are clean context (flow time 0).
+    ``model(x [B,T,C,H,W], t [B], actions=None | [B, T-1, action_dim], num_context=k)`` returns what its last
+    layer predicts for every frame (``DiTConfig.prediction``: by default the change from the last context
+    frame), in the dtype it computes in; the first k frames are clean context (flow time 0).
+    :func:`cola_wm.predict_velocity` turns the prediction into the velocity ``eps - x0`` the sampler and the
+    loss use.
+
+    Inputs are checked for NaN and inf while ``check_finite`` is True (the default; each check is a device
+    sync). A training loop that checks its batches where it loads them turns it off.
     """
+
+    check_finite: bool = True
 
     def __init__(self, config: DiTConfig):
         super().__init__()
@@ -184,9 +199,7 @@ class ActionConditionedDiT(
         positions = self.spatial_pos[None, :, :] + self.temporal_pos[:frames, None, :]
         tokens = tokens + positions.reshape(1, -1, config.width).to(tokens.dtype)
 
-        frame_time = t[:, None].expand(batch, frames).clone()
-        frame_time[:, :num_context] = 0.0
-        cond = self.time_embed(frame_time)
+        cond = self.time_embed(frame_times(t, frames, num_context))
         time_modulation = [block.modulation(cond) for block in self.blocks]
         if actions is not None:
             action_modulation, token_shift = self.action_conditioner(actions)
@@ -202,7 +215,7 @@ class ActionConditionedDiT(
             tokens = block(tokens, modulation, frames)
         out = self.final_layer(tokens, cond)
         side = config.patches_per_side
-        out = rearrange(
+        return rearrange(
             out,
             "b (t h w) (p q c) -> b t c (h p) (w q)",
             t=frames,
@@ -211,14 +224,6 @@ class ActionConditionedDiT(
             p=config.patch_size,
             q=config.patch_size,
         )
-        if config.prediction == "residual" and num_context > 0:
-            # the network predicts each frame's change from the last clean context frame
-            out = out + x[:, num_context - 1 : num_context].to(out.dtype)
-        if config.prediction in ("x0", "residual"):
-            # x_t = (1 - t) x0 + t eps  =>  eps - x0 = (x_t - x0) / t; the floor keeps t -> 0 finite
-            time = frame_time.clamp_min(config.min_flow_time).to(out.dtype)[:, :, None, None, None]
-            out = (x.to(out.dtype) - out) / time
-        return out.to(x.dtype)
 
     def _check_inputs(
         self, x: torch.Tensor, t: torch.Tensor, actions: torch.Tensor | None, num_context: int
@@ -244,7 +249,7 @@ class ActionConditionedDiT(
             raise ValueError(
                 f"num_context must be an int in [0, {frames}) for {frames} frames, got {num_context!r}"
             )
-        if not torch.isfinite(x).all() or not torch.isfinite(t).all():
+        if self.check_finite and (not torch.isfinite(x).all() or not torch.isfinite(t).all()):
             raise ValueError("x and t must be finite (found NaN or inf)")
         if actions is not None:
             want = (batch, frames - 1, config.action_dim)
@@ -253,6 +258,6 @@ class ActionConditionedDiT(
                 raise ValueError(
                     f"actions must be [B, T-1, action_dim] = {list(want)} (one per transition), got {got}"
                 )
-            if not torch.isfinite(actions).all():
+            if self.check_finite and not torch.isfinite(actions).all():
                 raise ValueError("actions must be finite (found NaN or inf)")
         return batch, frames

@@ -1,13 +1,15 @@
 """Rectified-flow training loss and Euler sampler for ActionConditionedDiT.
 
-Convention: ``x_t = (1 - t) x0 + t eps`` with t=0 data and t=1 noise; the model predicts the velocity
-``dx_t/dt = eps - x0``. Context frames stay clean (the model gives them flow time 0) and carry no loss.
+Convention: ``x_t = (1 - t) x0 + t eps`` with t=0 data and t=1 noise; the velocity is
+``dx_t/dt = eps - x0``. The DiT predicts a clean frame (or its change from the last context frame) or the
+velocity itself (``DiTConfig.prediction``); :func:`predict_velocity` is the one place that turns its output
+into the velocity. Context frames stay clean (the model gives them flow time 0) and carry no loss.
 """
 
 import torch
 import torch.nn.functional as F
 
-from cola_wm.dit import ActionConditionedDiT
+from cola_wm.dit import ActionConditionedDiT, frame_times
 
 TIME_SAMPLINGS = ("logit_normal", "uniform")
 LOSS_SPACES = ("clean_frame", "velocity")
@@ -24,6 +26,29 @@ def motion_weights(video: torch.Tensor, num_context: int, motion_weight: float) 
     moving = ((video[:, num_context:].float() - reference).abs() > MOTION_THRESHOLD).any(dim=2)
     moving = F.max_pool2d(moving.flatten(0, 1).float()[:, None], 3, stride=1, padding=1)
     return 1.0 + motion_weight * moving.view(*video.shape[:1], -1, 1, *video.shape[-2:])
+
+
+def predict_velocity(
+    model: ActionConditionedDiT,
+    x_t: torch.Tensor,
+    t: torch.Tensor,
+    actions: torch.Tensor | None = None,
+    num_context: int = 0,
+) -> torch.Tensor:
+    """The velocity ``eps - x0`` ``model`` predicts for every frame of ``x_t [B, T, C, H, W]`` at flow times
+    ``t [B]`` (the first ``num_context`` frames are clean context), in ``x_t``'s dtype.
+
+    A clean-frame prediction ``x0`` (``DiTConfig.prediction`` "x0", or "residual": the change from the last
+    context frame) becomes ``(x_t - x0) / max(t, min_flow_time)``, since ``x_t = (1 - t) x0 + t eps``; the
+    floor keeps t -> 0 finite."""
+    out = model(x_t, t, actions, num_context=num_context)
+    config = model.config
+    if config.prediction == "residual" and num_context > 0:
+        out = out + x_t[:, num_context - 1 : num_context].to(out.dtype)
+    if config.prediction in ("x0", "residual"):
+        times = frame_times(t, x_t.shape[1], num_context).clamp_min(config.min_flow_time)
+        out = (x_t.to(out.dtype) - out) / times.to(out.dtype)[:, :, None, None, None]
+    return out.to(x_t.dtype)
 
 
 def _check_context(num_context: int, frames: int) -> None:
@@ -112,8 +137,9 @@ def flow_matching_loss(
         null = model.null_actions(batch, actions.shape[1]).to(actions.dtype)
         actions = torch.where(drop[:, None, None], null, actions)
 
-    velocity = model(x_t, t, actions, num_context=num_context)[:, num_context:].float()
+    velocity = predict_velocity(model, x_t, t, actions, num_context)[:, num_context:].float()
     if loss_on == "clean_frame":
+        # The clean frame the velocity implies: the model's own where t >= min_flow_time.
         prediction = x_t[:, num_context:].float() - t_frames.float() * velocity
         target = video[:, num_context:].float()
     else:
@@ -205,7 +231,7 @@ def _generate_window(
         if guided:
             window = torch.cat([window, window])
         times = torch.full((window.shape[0],), t, device=context.device, dtype=context.dtype)
-        velocity = model(window, times, actions, num_context=k)[:, k:]
+        velocity = predict_velocity(model, window, times, actions, k)[:, k:]
         if guided:
             conditional, unconditional = velocity.chunk(2)
             velocity = unconditional + guidance_scale * (conditional - unconditional)
