@@ -122,12 +122,19 @@ def test_without_triton_the_reference_runs(monkeypatch):
     import importlib.util
     import sys
 
+    def fresh(name: str, path: str):
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
     installed = sys.modules["cola_lam.kernels.nearest_code"]  # the package's `nearest_code` is the function
+    shim = sys.modules["cola_lam.kernels.triton_import"]
     monkeypatch.setitem(sys.modules, "triton", None)
     monkeypatch.setitem(sys.modules, "triton.language", None)
-    spec = importlib.util.spec_from_file_location("nearest_code_without_triton", installed.__file__)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # Triton is imported in one place: import that again without it, then the kernel module.
+    monkeypatch.setitem(sys.modules, shim.__name__, fresh(shim.__name__, shim.__file__))
+    module = fresh("cola_lam.kernels.nearest_code_without_triton", installed.__file__)
     z, codebook = torch.randn(9, 4), torch.randn(5, 4)
     assert torch.equal(module.nearest_code(z, codebook)[0], nearest_code_reference(z, codebook)[0])
     with pytest.raises(RuntimeError, match="needs Triton"):

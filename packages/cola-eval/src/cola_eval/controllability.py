@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from cola_train.data.pusht_layout import AGENT_STATE_NAMES as PUSHT_AGENT_STATE_NAMES
+from cola_train.data.pusht_layout import ARENA_PX as PUSHT_ARENA
 
 # How far a channel must move (on the [-1, 1] scale, 2 = full range) for a pixel to count as moving:
 # about 6/255, above the quantisation and resize noise of rendered frames.
@@ -24,10 +26,6 @@ MOVING_THRESHOLD = 0.05
 # "Blueness" b - (r + g) / 2 on the [0, 255] scale: the agent (RoyalBlue 65, 105, 225) scores 140, the block
 # (LightSlateGray) 26, the goal (LightGreen) -94 and the white floor 0. Pixels above this are the agent.
 AGENT_BLUENESS = 60.0
-# PushT's arena is 512 px on a side; its state holds positions in arena px.
-PUSHT_ARENA = 512.0
-# The names cola-train's PushT collection gives the first two state columns.
-PUSHT_AGENT_STATE_NAMES = ("agent_x", "agent_y")
 
 
 def _check_frames(video: torch.Tensor, name: str) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from cola_train.model import check_compatible
 
 from cola_eval.batches import clip_batches
 from cola_eval.controllability import (
@@ -40,24 +41,6 @@ ACTION_SOURCES = ("inferred", "adapter", "random")
 ROLLOUT_SOURCES = ("inferred", "adapter", "shuffled", "random", "copy")
 # Sources that are world-model rollouts (all but copy): the ones action recovery is scored for.
 WORLD_MODEL_SOURCES = ("inferred", "adapter", "shuffled", "random")
-
-
-def check_compatible(lam: Any, wm: Any, frame_shape: Sequence[int]) -> None:
-    """Raise ValueError when the LAM, the world model and the data's frames [C, H, W] do not fit together."""
-    c, h, w = (int(s) for s in frame_shape)
-    lam_cfg, wm_cfg = lam.config, wm.config
-    for name, cfg in (("LAM", lam_cfg), ("world model", wm_cfg)):
-        if (cfg.channels, cfg.frame_size, cfg.frame_size) != (c, h, w):
-            raise ValueError(
-                f"the {name} was built for {cfg.channels}x{cfg.frame_size}x{cfg.frame_size} frames but the "
-                f"evaluation data has {c}x{h}x{w}; evaluate on data of the run's frame size (set the "
-                "dataset's size to the model's frame_size)"
-            )
-    if wm_cfg.action_dim != lam_cfg.tokens_per_action * lam_cfg.code_dim:
-        raise ValueError(
-            f"the world model takes actions of {wm_cfg.action_dim} dims but the LAM gives "
-            f"{lam_cfg.tokens_per_action} x {lam_cfg.code_dim}; the two models are not from one run"
-        )
 
 
 @torch.no_grad()

@@ -1,4 +1,5 @@
-"""Transformer pieces shared by the IDM and the LAMDecoder: patching, attention, MLP, position codes."""
+"""Transformer pieces shared by the IDM and the LAMDecoder (attention and position codes by the DiT too):
+patching, attention, MLP, position codes."""
 
 from __future__ import annotations
 
@@ -29,26 +30,32 @@ def unpatchify(patches: torch.Tensor, patch_size: int, channels: int) -> torch.T
     )
 
 
-def sincos_embedding(positions: torch.Tensor, dim: int) -> torch.Tensor:
-    """Fixed sinusoidal code ``[len(positions), dim]``; lets the IDM take clips of any length."""
+def sincos_embedding(positions: torch.Tensor, dim: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Fixed sine-cosine code ``[len(positions), dim]`` (float32) of (possibly fractional) ``positions``,
+    computed in ``dtype``; an odd ``dim`` ends in a zero. Shared by the IDM and the DiT."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=positions.device) / half)
-    angles = positions.float()[:, None] * freqs[None, :]
-    emb = torch.cat([angles.sin(), angles.cos()], dim=-1)
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=dtype, device=positions.device) / half)
+    angles = positions.to(dtype)[:, None] * freqs[None, :]
+    emb = torch.cat([angles.sin(), angles.cos()], dim=-1).float()
     return F.pad(emb, (0, dim - 2 * half))
 
 
-class SelfAttention(nn.Module):
-    def __init__(self, width: int, heads: int) -> None:
+class Attention(nn.Module):
+    """Multi-head self-attention over ``[batch, sequence, width]`` through scaled_dot_product_attention,
+    causal or not. Shared by the IDM, the LAMDecoder and the DiT."""
+
+    def __init__(self, width: int, heads: int, causal: bool = False) -> None:
         super().__init__()
         self.heads = heads
+        self.causal = causal
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
 
-    def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
-        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-        return self.proj(rearrange(out, "b h n d -> b n (h d)"))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, width = x.shape
+        qkv = self.qkv(x).view(batch, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=self.causal)
+        return self.proj(out.transpose(1, 2).reshape(batch, length, width))
 
 
 class MLP(nn.Module):
@@ -68,7 +75,7 @@ class SpatialBlock(nn.Module):
     def __init__(self, width: int, heads: int, mlp_ratio: float) -> None:
         super().__init__()
         self.norm_attn = nn.LayerNorm(width)
-        self.attn = SelfAttention(width, heads)
+        self.attn = Attention(width, heads)
         self.norm_mlp = nn.LayerNorm(width)
         self.mlp = MLP(width, mlp_ratio)
 

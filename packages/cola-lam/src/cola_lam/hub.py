@@ -1,7 +1,7 @@
 """``from_pretrained(..., subfolder=NAME)`` for the Hub mixin, which has no such argument: a cola-train run
 pushed with ``--push-to-hub`` keeps each model in its own folder (``models/lam``, ``models/wm``, ...).
 
-The same module is in cola_wm.hub: cola-lam and cola-wm do not depend on each other.
+cola_wm uses it too (cola-wm depends on cola-lam).
 """
 
 from pathlib import Path

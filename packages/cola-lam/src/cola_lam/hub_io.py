@@ -3,7 +3,7 @@
 The mixin loads non-strictly, so a weights file missing a tensor used to load with that tensor left at its
 initial value, and flipped bytes loaded as weights. Here every load names missing and unexpected keys, and a
 ``checksums.json`` written beside ``model.safetensors`` is verified before the weights are read.
-(cola_wm.hub_io holds the same code: the two model packages do not depend on each other.)
+(cola_wm uses it too: cola-wm depends on cola-lam.)
 """
 
 from __future__ import annotations

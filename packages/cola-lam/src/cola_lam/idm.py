@@ -15,7 +15,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .blocks import MLP, SelfAttention, init_weights, patchify, sincos_embedding
+from .blocks import MLP, Attention, init_weights, patchify, sincos_embedding
 from .config import LAMConfig
 
 
@@ -53,9 +53,9 @@ class SpatioTemporalBlock(nn.Module):
     def __init__(self, width: int, heads: int, mlp_ratio: float) -> None:
         super().__init__()
         self.norm_spatial = nn.LayerNorm(width)
-        self.spatial_attn = SelfAttention(width, heads)
+        self.spatial_attn = Attention(width, heads)
         self.norm_temporal = nn.LayerNorm(width)
-        self.temporal_attn = SelfAttention(width, heads)
+        self.temporal_attn = Attention(width, heads, causal=True)
         self.norm_mlp = nn.LayerNorm(width)
         self.mlp = MLP(width, mlp_ratio)
 
@@ -64,7 +64,7 @@ class SpatioTemporalBlock(nn.Module):
         spatial = rearrange(self.norm_spatial(x), "b t s w -> (b t) s w")
         x = x + rearrange(self.spatial_attn(spatial), "(b t) s w -> b t s w", b=b, t=t)
         temporal = rearrange(self.norm_temporal(x), "b t s w -> (b s) t w")
-        x = x + rearrange(self.temporal_attn(temporal, causal=True), "(b s) t w -> b t s w", b=b, s=s)
+        x = x + rearrange(self.temporal_attn(temporal), "(b s) t w -> b t s w", b=b, s=s)
         return x + self.mlp(self.norm_mlp(x))
 
 
@@ -100,7 +100,8 @@ class InverseDynamicsModel(nn.Module):
         patches = self.patch_embed(patchify(pairs, self.config.patch_size)) + self.patch_pos
         queries = self.action_queries.expand(pairs.shape[0], 2, -1, -1).to(patches.dtype)
         x = torch.cat([queries, patches], dim=2)
-        time_code = sincos_embedding(torch.arange(2, device=video.device), self.config.width)
+        # float32, as the IDM was trained: float64 would move the code by an ulp.
+        time_code = sincos_embedding(torch.arange(2, device=video.device), self.config.width, torch.float32)
         x = x + time_code[None, :, None, :].to(x.dtype)
         for block in self.blocks:
             x = block(x)

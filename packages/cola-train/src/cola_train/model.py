@@ -11,6 +11,7 @@ only the batch, the stage plan and the generator the noise and crops come from.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -70,6 +71,7 @@ class CoLA(nn.Module):
         crop_scale_min: float = 0.7,
     ) -> None:
         super().__init__()
+        check_compatible(lam, wm, latent_actions=real_actions is None)
         self.lam = lam
         self.wm = wm
         lam.idm.check_finite = False
@@ -152,6 +154,40 @@ class CoLA(nn.Module):
             generator=generator,
             motion_weight=self.motion_weight,
             time_shift=self.time_shift,
+        )
+
+
+def check_compatible(
+    lam: LatentActionModel,
+    wm: ActionConditionedDiT,
+    frame_shape: Sequence[int] | None = None,
+    *,
+    latent_actions: bool = True,
+) -> None:
+    """Raise ValueError unless the LAM and the world model take the same frames (those of the data,
+    ``frame_shape [C, H, W]``, when given) and, with ``latent_actions``, the world model's actions are the
+    LAM's (``action_dim = tokens_per_action x code_dim``)."""
+    lam_cfg, wm_cfg = lam.config, wm.config
+    lam_frames = (lam_cfg.channels, lam_cfg.frame_size, lam_cfg.frame_size)
+    wm_frames = (wm_cfg.channels, wm_cfg.frame_size, wm_cfg.frame_size)
+    if frame_shape is None and lam_frames != wm_frames:
+        raise ValueError(
+            f"the LAM takes {'x'.join(map(str, lam_frames))} frames but the world model "
+            f"{'x'.join(map(str, wm_frames))}; the two models are not from one run"
+        )
+    if frame_shape is not None:
+        c, h, w = (int(s) for s in frame_shape)
+        for name, (channels, size, _) in (("LAM", lam_frames), ("world model", wm_frames)):
+            if (channels, size, size) != (c, h, w):
+                raise ValueError(
+                    f"the {name} was built for {channels}x{size}x{size} frames but the evaluation data has "
+                    f"{c}x{h}x{w}; evaluate on data of the run's frame size (set the dataset's size to the "
+                    "model's frame_size)"
+                )
+    if latent_actions and wm_cfg.action_dim != lam_cfg.tokens_per_action * lam_cfg.code_dim:
+        raise ValueError(
+            f"the world model takes actions of {wm_cfg.action_dim} dims but the LAM gives "
+            f"{lam_cfg.tokens_per_action} x {lam_cfg.code_dim}; the two models are not from one run"
         )
 
 

@@ -15,12 +15,14 @@ from cola_lam.hub import SubfolderHubMixin
 from cola_lam.hub_io import StrictHubMixin
 from torch import nn
 
+from cola_train.data.pusht_layout import DELTA_COLUMNS
+
 
 @dataclass
 class RealActionConfig:
     """Which action columns a transition reads and how many environment steps (rows) it spans."""
 
-    columns: list[int] = field(default_factory=lambda: [2, 3])
+    columns: list[int] = field(default_factory=lambda: list(DELTA_COLUMNS))
     frame_skip: int = 1
 
     def __post_init__(self) -> None:

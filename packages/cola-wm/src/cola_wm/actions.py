@@ -66,7 +66,7 @@ class ActionConditioner(nn.Module):
             nn.Linear(width, config.width) if config.action_injection in ("token", "both") else None
         )
         self.register_buffer(
-            "positions", sincos_embedding(width, torch.arange(config.num_frames)), persistent=False
+            "positions", sincos_embedding(torch.arange(config.num_frames), width), persistent=False
         )
         self._init_weights()
 

@@ -12,14 +12,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
+from cola_lam.hub import SubfolderHubMixin
+from cola_lam.hub_io import StrictHubMixin
 from einops import rearrange
 from safetensors.torch import load_file
 from torch import nn
 
 from cola_wm.actions import MODULATIONS_PER_BLOCK, ActionConditioner
 from cola_wm.config import DiTConfig
-from cola_wm.hub import SubfolderHubMixin
-from cola_wm.hub_io import StrictHubMixin
 from cola_wm.kernels import adaln_modulate, gated_residual
 from cola_wm.layers import Attention, Mlp, TimestepEmbedder, sincos_embedding, sincos_embedding_2d
 
@@ -114,7 +114,7 @@ class ActionConditionedDiT(
             "spatial_pos", sincos_embedding_2d(config.width, config.patches_per_side), persistent=False
         )
         self.register_buffer(
-            "temporal_pos", sincos_embedding(config.width, torch.arange(config.num_frames)), persistent=False
+            "temporal_pos", sincos_embedding(torch.arange(config.num_frames), config.width), persistent=False
         )
         self._init_backbone()
 

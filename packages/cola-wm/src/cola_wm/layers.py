@@ -1,25 +1,19 @@
-"""Building blocks shared by the DiT and the action-conditioning stack."""
-
-import math
+"""Building blocks shared by the DiT and the action-conditioning stack (attention and the sincos embedding
+from cola_lam.blocks, which the IDM uses too)."""
 
 import torch
 import torch.nn.functional as F
+from cola_lam.blocks import Attention, sincos_embedding
 from torch import nn
 
-
-def sincos_embedding(dim: int, positions: torch.Tensor) -> torch.Tensor:
-    """Fixed sine-cosine embedding ``[len(positions), dim]`` of (possibly fractional) positions."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64) / half)
-    angles = positions.double()[:, None] * freqs[None, :]
-    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1).float()
+__all__ = ["Attention", "Mlp", "TimestepEmbedder", "sincos_embedding", "sincos_embedding_2d"]
 
 
 def sincos_embedding_2d(dim: int, side: int) -> torch.Tensor:
     """``[side * side, dim]`` row-major grid embedding: half the channels encode the row, half the column."""
     coords = torch.arange(side)
-    rows = sincos_embedding(dim // 2, coords.repeat_interleave(side))
-    cols = sincos_embedding(dim // 2, coords.repeat(side))
+    rows = sincos_embedding(coords.repeat_interleave(side), dim // 2)
+    cols = sincos_embedding(coords.repeat(side), dim // 2)
     return torch.cat([rows, cols], dim=-1)
 
 
@@ -32,25 +26,8 @@ class TimestepEmbedder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(frequency_dim, width), nn.SiLU(), nn.Linear(width, width))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        features = sincos_embedding(self.frequency_dim, 1000.0 * t.flatten()).to(t.device)
+        features = sincos_embedding(1000.0 * t.flatten(), self.frequency_dim).to(t.device)
         return self.mlp(features.to(self.mlp[0].weight.dtype)).view(*t.shape, -1)
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention over ``[batch, sequence, width]`` through scaled_dot_product_attention."""
-
-    def __init__(self, width: int, heads: int, causal: bool):
-        super().__init__()
-        self.heads = heads
-        self.causal = causal
-        self.qkv = nn.Linear(width, 3 * width)
-        self.proj = nn.Linear(width, width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length, width = x.shape
-        qkv = self.qkv(x).view(batch, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=self.causal)
-        return self.proj(out.transpose(1, 2).reshape(batch, length, width))
 
 
 class Mlp(nn.Module):

@@ -10,15 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from cola_train.data.pusht_layout import ARENA_PX, DELTA_COLUMNS
 from cola_wm import ActionConditionedDiT, sample
 from gym_pusht.envs.pusht import PushTEnv
 
 from cola_eval.adapter import ActionAdapter
 from cola_eval.planning.readout import frames_to_tensor
-
-ARENA_PX = 512.0
-# PushT actions are (target_x, target_y, delta_x, delta_y); the planner searches over the deltas.
-DELTA_COLUMNS = [2, 3]
 
 
 @dataclass

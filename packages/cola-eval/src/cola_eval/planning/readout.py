@@ -14,10 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from cola_train.data import Episode
+from cola_train.data.pusht_layout import ARENA_PX
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
-
-ARENA_PX = 512.0
 
 
 @dataclass

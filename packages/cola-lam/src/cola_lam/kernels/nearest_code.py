@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import torch
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # triton ships for Linux only; elsewhere nearest_code runs the reference
-    triton = None
+from .triton_import import tl, triton
 
 SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 

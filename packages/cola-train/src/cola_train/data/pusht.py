@@ -19,12 +19,11 @@ import pygame
 from gym_pusht.envs.pusht import PushTEnv
 
 from cola_train.data.episode import Episode
+from cola_train.data.pusht_layout import ACTION_NAMES, STATE_NAMES
 from cola_train.data.pusht_policy import ScriptedPusher
 
 FRAME_SIZE = 64
 FPS = PushTEnv.metadata["render_fps"]
-ACTION_NAMES = ["target_x", "target_y", "delta_x", "delta_y"]
-STATE_NAMES = ["agent_x", "agent_y", "block_x", "block_y", "block_angle"]
 TASK = "Push the T-shaped block onto the T-shaped target."
 
 

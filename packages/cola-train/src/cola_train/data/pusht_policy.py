@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ARENA = 512.0
+from cola_train.data.pusht_layout import ARENA_PX
+
 AGENT_RADIUS = 15.0
 TARGET_MARGIN = 15.0  # keeps targets inside the walls (at 5 and 506 px)
 CLEARANCE = 80.0  # approach paths stay this far from the block's centre of gravity until the final run-in
@@ -124,7 +125,7 @@ class ScriptedPusher:
             angle = self.rng.uniform(0.0, 2 * np.pi)
             reach = self.rng.uniform(*self.wander_reach)
             target = agent + reach * np.array([np.cos(angle), np.sin(angle)])
-            self._target = np.clip(target, TARGET_MARGIN, ARENA - TARGET_MARGIN)
+            self._target = np.clip(target, TARGET_MARGIN, ARENA_PX - TARGET_MARGIN)
             return self._target
         if self._push is None:
             self._push = self._plan(agent, position, rotation)
@@ -148,7 +149,7 @@ class ScriptedPusher:
             centre = position + rotation @ _CENTRE_OF_GRAVITY
             target = self._step_towards(self._approach_goal(agent, point, normal, start, centre))
         target = target + self.rng.normal(0.0, self.target_noise, size=2)
-        self._target = np.clip(target, TARGET_MARGIN, ARENA - TARGET_MARGIN)
+        self._target = np.clip(target, TARGET_MARGIN, ARENA_PX - TARGET_MARGIN)
         return self._target
 
     def _approach_goal(
@@ -185,7 +186,7 @@ class ScriptedPusher:
         # Short approaches keep the block busy; far from the middle, pushes heading back towards it keep the T
         # off the walls. Gumbel noise turns the scores into a random pick.
         starts = position + (points + normals * (AGENT_RADIUS + 5.0)) @ rotation.T
-        to_centre = ARENA / 2 - (position + rotation @ _CENTRE_OF_GRAVITY)
+        to_centre = ARENA_PX / 2 - (position + rotation @ _CENTRE_OF_GRAVITY)
         off_centre = float(np.linalg.norm(to_centre))
         heading_home = (directions @ rotation.T) @ _unit(to_centre)
         score = (

@@ -1,26 +1,21 @@
-"""Triton availability and the tile shapes the fused kernels share."""
+"""Triton (imported once, by cola_lam.kernels.triton_import) and the tile shapes the fused kernels share."""
 
 import torch
+from cola_lam.kernels.triton_import import HAS_TRITON, require_triton, tl, triton
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # triton ships for Linux only; elsewhere the PyTorch references run
-    triton = None
-    tl = None
-
-HAS_TRITON = triton is not None
+__all__ = [
+    "BACKWARD_ITERS",
+    "HAS_TRITON",
+    "check_kernel_inputs",
+    "require_triton",
+    "tile_shape",
+    "tl",
+    "triton",
+]
 
 # Row blocks a backward program walks through before writing its partial modulation gradient: fewer partial
 # rows to reduce afterwards, at the price of fewer programs.
 BACKWARD_ITERS = 8
-
-
-def require_triton() -> None:
-    if not HAS_TRITON:
-        raise RuntimeError(
-            "triton is not installed; use the *_reference functions or the dispatchers instead"
-        )
 
 
 def tile_shape(channels: int) -> tuple[int, int, int]:
