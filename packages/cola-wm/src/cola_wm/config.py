@@ -3,7 +3,7 @@
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-# What the network's last layer outputs; the model returns the velocity either way.
+# What the network's last layer outputs and the model returns (cola_wm.predict_velocity: the velocity).
 PREDICTIONS = ("x0", "residual", "velocity")
 # Where the action conditioner's output enters the DiT.
 ACTION_INJECTIONS = ("adaln", "token", "both")
