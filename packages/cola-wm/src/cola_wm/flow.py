@@ -133,6 +133,7 @@ def sample(
     steps: int = 10,
     guidance_scale: float = 1.0,
     generator: torch.Generator | None = None,
+    time_shift: float = 1.0,
 ) -> torch.Tensor:
     """Roll out ``num_frames`` frames from ``context [B, k, C, H, W]`` (returned unchanged as the first k
     frames).
@@ -143,7 +144,8 @@ def sample(
     slides: every next window takes the last k frames generated so far as its context and adds up to
     ``config.num_frames - k`` frames. With actions and ``guidance_scale != 1``, conditional and null-action
     velocities come from one batched forward and are combined as ``v_uncond + s * (v_cond - v_uncond)``;
-    without actions there is nothing to guide.
+    without actions there is nothing to guide. ``time_shift`` spaces the Euler steps by :func:`shift_time`
+    of an even grid (> 1: more of them near noise, as in Stable Diffusion 3; 1: even steps).
     """
     config = model.config
     if not isinstance(context, torch.Tensor) or context.dim() != 5:
@@ -167,6 +169,9 @@ def sample(
         )
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if not isinstance(time_shift, (int, float)) or not 0.0 < time_shift < float("inf"):
+        raise ValueError(f"time_shift must be a finite number > 0 (1: even steps), got {time_shift!r}")
+    times = shift_time(torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64), float(time_shift)).tolist()
 
     video = context
     while video.shape[1] < num_frames:
@@ -174,7 +179,7 @@ def sample(
         new = min(config.num_frames - k, num_frames - video.shape[1])
         window_actions = None if actions is None else actions[:, start : start + k + new - 1]
         frames = _generate_window(
-            model, video[:, start:], window_actions, new, steps, guidance_scale, generator
+            model, video[:, start:], window_actions, new, times, guidance_scale, generator
         )
         video = torch.cat([video, frames], dim=1)
     return video
@@ -185,7 +190,7 @@ def _generate_window(
     context: torch.Tensor,
     actions: torch.Tensor | None,
     new_frames: int,
-    steps: int,
+    times: list[float],
     guidance_scale: float,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
@@ -199,8 +204,7 @@ def _generate_window(
     guided = actions is not None and guidance_scale != 1.0
     if guided:
         actions = torch.cat([actions, model.null_actions(batch, actions.shape[1]).to(actions.dtype)])
-    for step in range(steps):
-        t = 1.0 - step / steps
+    for t, t_next in zip(times[:-1], times[1:]):
         window = torch.cat([context, x], dim=1)
         if guided:
             window = torch.cat([window, window])
@@ -209,5 +213,5 @@ def _generate_window(
         if guided:
             conditional, unconditional = velocity.chunk(2)
             velocity = unconditional + guidance_scale * (conditional - unconditional)
-        x = x - velocity / steps
+        x = x - velocity * (t - t_next)
     return x
