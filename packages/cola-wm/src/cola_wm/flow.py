@@ -4,6 +4,8 @@ Convention: ``x_t = (1 - t) x0 + t eps`` with t=0 data and t=1 noise; the model 
 ``dx_t/dt = eps - x0``. Context frames stay clean (the model gives them flow time 0) and carry no loss.
 """
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 
@@ -131,7 +133,7 @@ def sample(
     actions: torch.Tensor | None = None,
     num_frames: int | None = None,
     steps: int = 10,
-    guidance_scale: float = 1.0,
+    guidance_scale: float | None = None,
     generator: torch.Generator | None = None,
     time_shift: float = 1.0,
 ) -> torch.Tensor:
@@ -144,8 +146,9 @@ def sample(
     slides: every next window takes the last k frames generated so far as its context and adds up to
     ``config.num_frames - k`` frames. With actions and ``guidance_scale != 1``, conditional and null-action
     velocities come from one batched forward and are combined as ``v_uncond + s * (v_cond - v_uncond)``;
-    without actions there is nothing to guide. ``time_shift`` spaces the Euler steps by :func:`shift_time`
-    of an even grid (> 1: more of them near noise, as in Stable Diffusion 3; 1: even steps).
+    without actions there is nothing to guide; ``None`` takes the model's ``config.guidance_scale``.
+    ``time_shift`` spaces the Euler steps by :func:`shift_time` of an even grid (> 1: more of them near
+    noise, as in Stable Diffusion 3; 1: even steps).
     """
     config = model.config
     if not isinstance(context, torch.Tensor) or context.dim() != 5:
@@ -169,6 +172,8 @@ def sample(
         )
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if guidance_scale is None:
+        guidance_scale = config.guidance_scale
     if not isinstance(time_shift, (int, float)) or not 0.0 < time_shift < float("inf"):
         raise ValueError(f"time_shift must be a finite number > 0 (1: even steps), got {time_shift!r}")
     times = shift_time(torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64), float(time_shift)).tolist()
@@ -204,7 +209,7 @@ def _generate_window(
     guided = actions is not None and guidance_scale != 1.0
     if guided:
         actions = torch.cat([actions, model.null_actions(batch, actions.shape[1]).to(actions.dtype)])
-    for t, t_next in zip(times[:-1], times[1:]):
+    for t, t_next in itertools.pairwise(times):
         window = torch.cat([context, x], dim=1)
         if guided:
             window = torch.cat([window, window])
