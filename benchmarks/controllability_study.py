@@ -162,24 +162,33 @@ def evaluate(
     guidance: float = 1.0,
     sampler_shift: float = 1.0,
 ) -> dict[str, dict[str, float]]:
+    clips = dataset(data_root, 0.0, v.frame_skip, "test")  # every variant is scored on the same scripted data
+    stride = max(1, len(clips) // max_clips)
+    indices = torch.arange(0, len(clips), stride)[:max_clips]
+    batches = (batch(clips, indices[first : first + 16]) for first in range(0, len(indices), 16))
+    return score_rollouts(model, batches, seed, guidance, sampler_shift)
+
+
+@torch.no_grad()
+def score_rollouts(
+    model, batches, seed: int, guidance: float = 1.0, sampler_shift: float = 1.0
+) -> dict[str, dict[str, float]]:
+    """Roll out every ``(video, actions, states)`` of ``batches`` from its first frame with the real, a
+    batch-shuffled and the null actions, and beside them copy the first frame; score each source."""
     from cola_eval.controllability import agent_position_error, moving_pixel_psnr, pusht_agent_positions
     from cola_eval.metrics import psnr
     from cola_wm import sample
 
-    clips = dataset(data_root, 0.0, v.frame_skip, "test")  # every variant is scored on the same scripted data
-    stride = max(1, len(clips) // max_clips)
-    indices = torch.arange(0, len(clips), stride)[:max_clips]
     scores: dict[str, dict[str, list[torch.Tensor]]] = {}
-    for first in range(0, len(indices), 16):
-        video, actions, states = batch(clips, indices[first : first + 16])
+    for number, (video, actions, states) in enumerate(batches):
         context, target = video[:, :1], video[:, 1:]
         truth = pusht_agent_positions(states[:, 1:], video.shape[-1])
         predictions = {"copy": context.expand_as(target)}
         sources = {"real": actions, "shuffled": actions.roll(1, dims=0), "null": None}
         for name, source in sources.items():
-            generator = torch.Generator().manual_seed(seed * 1000 + first)
+            generator = torch.Generator().manual_seed(seed * 1000 + 16 * number)
             if source is None:
-                source = model.null_actions(video.shape[0], CLIP_LENGTH - 1)
+                source = model.null_actions(video.shape[0], video.shape[1] - 1)
             predictions[name] = sample(
                 model,
                 context,
