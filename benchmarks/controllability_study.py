@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 BASE = {
     "frame_skip": 5,
@@ -102,14 +103,27 @@ def batch(clips, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
     return video, transition_actions(clips, items), states
 
 
+def model_config(v: Variant):
+    from cola_wm import DiTConfig
+
+    return DiTConfig.preset("tiny", action_dim=2 * v.frame_skip, action_injection=v.action_injection)
+
+
+def load_model(v: Variant, path: Path):
+    from cola_wm import ActionConditionedDiT
+
+    model = ActionConditionedDiT(model_config(v))
+    model.load_state_dict(load_file(str(path)))
+    return model.eval()
+
+
 def train(v: Variant, seed: int, steps: int, data_root: Path):
     from cola_train.optim import EMA, lr_factor
-    from cola_wm import ActionConditionedDiT, DiTConfig, flow_matching_loss
+    from cola_wm import ActionConditionedDiT, flow_matching_loss
 
     clips = dataset(data_root, v.explore, v.frame_skip, "train")
     torch.manual_seed(seed)
-    config = DiTConfig.preset("tiny", action_dim=2 * v.frame_skip, action_injection=v.action_injection)
-    model = ActionConditionedDiT(config)
+    model = ActionConditionedDiT(model_config(v))
     ema = EMA(model, EMA_DECAY)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
     generator = torch.Generator().manual_seed(seed)
@@ -140,28 +154,49 @@ def train(v: Variant, seed: int, steps: int, data_root: Path):
 
 @torch.no_grad()
 def evaluate(
-    model, v: Variant, data_root: Path, max_clips: int, seed: int, guidance: float = 1.0
+    model,
+    v: Variant,
+    data_root: Path,
+    max_clips: int,
+    seed: int,
+    guidance: float = 1.0,
+    sampler_shift: float = 1.0,
 ) -> dict[str, dict[str, float]]:
+    clips = dataset(data_root, 0.0, v.frame_skip, "test")  # every variant is scored on the same scripted data
+    stride = max(1, len(clips) // max_clips)
+    indices = torch.arange(0, len(clips), stride)[:max_clips]
+    batches = (batch(clips, indices[first : first + 16]) for first in range(0, len(indices), 16))
+    return score_rollouts(model, batches, seed, guidance, sampler_shift)
+
+
+@torch.no_grad()
+def score_rollouts(
+    model, batches, seed: int, guidance: float = 1.0, sampler_shift: float = 1.0
+) -> dict[str, dict[str, float]]:
+    """Roll out every ``(video, actions, states)`` of ``batches`` from its first frame with the real, a
+    batch-shuffled and the null actions, and beside them copy the first frame; score each source."""
     from cola_eval.controllability import agent_position_error, moving_pixel_psnr, pusht_agent_positions
     from cola_eval.metrics import psnr
     from cola_wm import sample
 
-    clips = dataset(data_root, 0.0, v.frame_skip, "test")  # every variant is scored on the same scripted data
-    stride = max(1, len(clips) // max_clips)
-    indices = torch.arange(0, len(clips), stride)[:max_clips]
     scores: dict[str, dict[str, list[torch.Tensor]]] = {}
-    for first in range(0, len(indices), 16):
-        video, actions, states = batch(clips, indices[first : first + 16])
+    for number, (video, actions, states) in enumerate(batches):
         context, target = video[:, :1], video[:, 1:]
         truth = pusht_agent_positions(states[:, 1:], video.shape[-1])
         predictions = {"copy": context.expand_as(target)}
         sources = {"real": actions, "shuffled": actions.roll(1, dims=0), "null": None}
         for name, source in sources.items():
-            generator = torch.Generator().manual_seed(seed * 1000 + first)
+            generator = torch.Generator().manual_seed(seed * 1000 + 16 * number)
             if source is None:
-                source = model.null_actions(video.shape[0], CLIP_LENGTH - 1)
+                source = model.null_actions(video.shape[0], video.shape[1] - 1)
             predictions[name] = sample(
-                model, context, source, steps=10, guidance_scale=guidance, generator=generator
+                model,
+                context,
+                source,
+                steps=10,
+                guidance_scale=guidance,
+                time_shift=sampler_shift,
+                generator=generator,
             )[:, 1:].clamp(-1, 1)
         for name, pred in predictions.items():
             entry = scores.setdefault(name, {"psnr": [], "moving_psnr": [], "agent_error": []})
@@ -219,6 +254,19 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="also score each model with classifier-free action guidance at these scales (eval_g<scale>)",
     )
+    parser.add_argument(
+        "--sampler-shifts",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also score each model with its Euler steps spaced by cola_wm.shift_time (eval_shift<s>)",
+    )
+    parser.add_argument(
+        "--save-models",
+        action="store_true",
+        help="keep each trained model (OUT/models/<variant>-seed<S>-<steps>.safetensors); with saved models "
+        "a rerun adds the scores it lacks (new --guidance or --sampler-shifts) without training again",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--smoke", action="store_true", help="a few steps and clips per variant (CI)")
     args = parser.parse_args(argv)
@@ -228,18 +276,31 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     record = args.out / "study.json"
     runs = json.loads(record.read_text()) if record.exists() else []
-    done = {(run["variant"], run["seed"], run["steps"]) for run in runs}
+    done = {(run["variant"], run["seed"], run["steps"]): run for run in runs}
+    extra = {f"eval_g{scale:g}": {"guidance": scale} for scale in args.guidance}
+    extra.update({f"eval_shift{shift:g}": {"sampler_shift": shift} for shift in args.sampler_shifts})
     for name in args.variants:
         v = variant(name)
         for seed in args.seeds:
+            saved = args.out / "models" / f"{name}-seed{seed}-{steps}.safetensors"
             if (name, seed, steps) in done:
+                run = done[(name, seed, steps)]
+                missing = [key for key in extra if key not in run]
+                if missing and saved.exists():
+                    model = load_model(v, saved)
+                    for key in missing:
+                        run[key] = evaluate(model, v, args.out / "data", max_clips, seed, **extra[key])
+                    record.write_text(json.dumps(runs, indent=1))
                 continue
             began = time.perf_counter()
             model, losses, rate = train(v, seed, steps, args.out / "data")
+            if args.save_models:
+                saved.parent.mkdir(exist_ok=True)
+                save_file(model.state_dict(), str(saved))
             scores = evaluate(model, v, args.out / "data", max_clips, seed)
             guided = {
-                f"eval_g{scale:g}": evaluate(model, v, args.out / "data", max_clips, seed, guidance=scale)
-                for scale in args.guidance
+                key: evaluate(model, v, args.out / "data", max_clips, seed, **options)
+                for key, options in extra.items()
             }
             run = {
                 "variant": name,
@@ -264,9 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [run for run in runs if run["variant"] in args.variants and run["steps"] == steps]
     if chosen:
         print(summarise(chosen))
-        for scale in args.guidance:
-            print(f"guidance {scale:g}:")
-            print(summarise(chosen, f"eval_g{scale:g}"))
+        for key in extra:
+            print(f"{key}:")
+            print(summarise(chosen, key))
     return 0 if all(math.isfinite(run["final_loss"]) for run in chosen) else 1
 
 

@@ -31,6 +31,15 @@ VARIANTS: dict[str, list[str]] = {
     "variance_floor_0.1": ["model.lam.variance_floor=0.1"],
     "idm_difference": ['model.lam.idm_input="difference"'],
     "decorrelate_1": ["model.lam.decorrelation_weight=1.0"],
+    # round 3: one factor at a time on top of the floor (the quickstart's LAM since round 2)
+    "floor_idm_difference": ["model.lam.variance_floor=0.1", 'model.lam.idm_input="difference"'],
+    "floor_codes_8": ["model.lam.variance_floor=0.1", "model.lam.num_codes=8"],
+    "floor_l2_codes": ["model.lam.variance_floor=0.1", "model.lam.l2_normalize=true"],
+    "floor_uniform_shift3": [
+        "model.lam.variance_floor=0.1",
+        'train.time_sampling="uniform"',
+        "train.time_shift=3.0",
+    ],
 }
 
 
@@ -71,6 +80,15 @@ def score(lam: Any, wm: Any, data: dict, max_clips: int) -> dict[str, float]:
         wm, lam, held_out, sources=("inferred", "shuffled"), max_clips=max_clips, agent_states=True
     )
     scores = rollouts.controllability()
+    guided = evaluate_rollouts(
+        wm,
+        lam,
+        held_out,
+        sources=("inferred", "shuffled"),
+        max_clips=max_clips,
+        agent_states=True,
+        guidance_scale=4.0,
+    ).controllability()
     return {
         "utilization": health["utilization"],
         "latent_spread": health["latent_spread"],
@@ -78,21 +96,34 @@ def score(lam: Any, wm: Any, data: dict, max_clips: int) -> dict[str, float]:
         "agent_error_inferred": scores["inferred"].agent_error,
         "agent_error_shuffled": scores["shuffled"].agent_error,
         "moving_delta": scores["inferred"].moving_psnr - scores["shuffled"].moving_psnr,
+        "agent_error_inferred_g4": guided["inferred"].agent_error,
+        "agent_error_shuffled_g4": guided["shuffled"].agent_error,
         "n_clips": min(max_clips, len(held_out)),
     }
 
 
 def table(runs: list[dict]) -> str:
     keys = ["utilization", "latent_spread", "code_spread", "agent_error_inferred", "agent_error_shuffled"]
-    lines = ["| variant | seeds | " + " | ".join(keys) + " | ratio |", "|---" * (len(keys) + 3) + "|"]
+    ratios = {
+        "ratio": ("agent_error_inferred", "agent_error_shuffled"),
+        "ratio at guidance 4": ("agent_error_inferred_g4", "agent_error_shuffled_g4"),
+    }
+    lines = [
+        "| variant | seeds | " + " | ".join([*keys, *ratios]) + " |",
+        "|---" * (len(keys) + len(ratios) + 2) + "|",
+    ]
     for name in dict.fromkeys(run["variant"] for run in runs):
         group = [run["scores"] for run in runs if run["variant"] == name]
         cells = []
-        for key in [*keys, "ratio"]:
-            values = [
-                g["agent_error_inferred"] / g["agent_error_shuffled"] if key == "ratio" else g[key]
-                for g in group
-            ]
+        for key in [*keys, *ratios]:
+            if key in ratios:
+                top, bottom = ratios[key]
+                values = [g[top] / g[bottom] for g in group if top in g]
+            else:
+                values = [g[key] for g in group]
+            if not values:
+                cells.append("not run")
+                continue
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             cells.append(f"{statistics.fmean(values):.3f} ± {spread:.3f}")
         lines.append(f"| {name} | {len(group)} | " + " | ".join(cells) + " |")

@@ -30,7 +30,17 @@ def test_presets():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"patch_size": 5}, {"width": 30}, {"heads": 0}, {"action_dropout": 1.0}, {"num_frames": -1}]
+    "kwargs",
+    [
+        {"patch_size": 5},
+        {"width": 30},
+        {"heads": 0},
+        {"action_dropout": 1.0},
+        {"num_frames": -1},
+        {"guidance_scale": -1.0},
+        {"guidance_scale": float("nan")},
+        {"guidance_scale": "4"},
+    ],
 )
 def test_bad_config_raises(kwargs):
     with pytest.raises(ValueError, match="DiTConfig"):

@@ -1,5 +1,7 @@
 """flow_matching_loss and sample: training signal, classifier-free guidance, Euler rollouts, validation."""
 
+import itertools
+
 import pytest
 import torch
 from cola_wm import ActionConditionedDiT, flow_matching_loss, predict_velocity, sample, shift_time
@@ -266,3 +268,37 @@ def test_time_shift_changes_the_sampled_times_only():
     shifted = flow_matching_loss(model, video, time_shift=3.0, generator=torch.Generator().manual_seed(0))
     assert plain.item() == same.item()
     assert shifted.item() != plain.item()
+
+
+def test_sampler_time_shift_spaces_the_euler_steps():
+    model = pretrained_like(CONFIG)
+    context = random_video(1, CONFIG, frames=1)
+    actions = torch.randn(1, 3, CONFIG.action_dim)
+    noise = torch.randn(1, 3, *context.shape[2:], generator=torch.Generator().manual_seed(0))
+    # two steps, shift 3: t = 1, then shift_time(0.5, 3) = 0.75, then 0
+    x, times = noise, [1.0, 0.75, 0.0]
+    for t, t_next in itertools.pairwise(times):
+        window = torch.cat([context, x], dim=1)
+        x = x - predict_velocity(model, window, torch.full((1,), t), actions, 1)[:, 1:] * (t - t_next)
+    out = sample(model, context, actions, steps=2, time_shift=3.0, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out[:, 1:], x, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="time_shift"):
+        sample(model, context, actions, time_shift=0.0)
+
+
+def test_sample_takes_the_guidance_scale_of_the_model_config_by_default():
+    model = pretrained_like(CONFIG)
+    with torch.no_grad():
+        for param in model.action_parameters():
+            param.add_(torch.randn_like(param) * 0.05)
+    context = random_video(1, CONFIG, frames=1)
+    actions = torch.randn(1, 3, CONFIG.action_dim)
+
+    def rollout(**kwargs) -> torch.Tensor:
+        return sample(model, context, actions, steps=2, generator=torch.Generator().manual_seed(0), **kwargs)
+
+    plain = rollout()
+    model.config.guidance_scale = 4.0
+    torch.testing.assert_close(rollout(), rollout(guidance_scale=4.0))
+    assert not torch.allclose(rollout(), plain)
+    torch.testing.assert_close(rollout(guidance_scale=1.0), plain)

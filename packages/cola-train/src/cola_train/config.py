@@ -473,6 +473,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "lam_preset": "tiny",
             "wm_preset": "tiny",
             "lam": {"dead_code_steps": 10, "variance_floor": 0.1},
+            "wm": {"guidance_scale": 4.0},
         },
         "train": {
             "batch_size": 8,
@@ -480,6 +481,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "checkpoint_every": 200,
             "crop_scale_min": 0.7,
             "motion_weight": 10.0,
+            "time_sampling": "uniform",
+            "time_shift": 3.0,
         },
         "optim": {
             "lr_lam": 1e-3,

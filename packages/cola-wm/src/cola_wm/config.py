@@ -32,6 +32,9 @@ class DiTConfig:
     ``action_injection``: ``"adaln"`` (default, the paper's) adds the actions' shift/scale/gate to every
     block's AdaLN modulation; ``"token"`` adds a projection of frame i's action state to every patch token
     of frame i at the input (DINO-WM); ``"both"`` does both. Each path starts at zero.
+
+    ``guidance_scale``: the classifier-free action guidance :func:`cola_wm.sample` uses when it is not given
+    one, so a saved model carries the scale it was evaluated with (1: no guidance).
     """
 
     frame_size: int = 64
@@ -52,6 +55,7 @@ class DiTConfig:
     prediction: str = "residual"
     min_flow_time: float = 0.05
     action_injection: str = "adaln"
+    guidance_scale: float = 1.0
 
     def __post_init__(self) -> None:
         positive = (
@@ -101,6 +105,13 @@ class DiTConfig:
             )
         if not 0.0 < self.min_flow_time < 1.0:
             raise ValueError(f"DiTConfig.min_flow_time must be in (0, 1), got {self.min_flow_time}")
+        if isinstance(self.guidance_scale, bool) or not isinstance(self.guidance_scale, (int, float)):
+            raise ValueError(f"DiTConfig.guidance_scale must be a number, got {self.guidance_scale!r}")
+        if not 0.0 <= self.guidance_scale < float("inf"):
+            raise ValueError(
+                "DiTConfig.guidance_scale must be finite and >= 0 (1: no guidance), "
+                f"got {self.guidance_scale}"
+            )
         if self.mlp_ratio <= 0 or self.norm_eps <= 0:
             raise ValueError("DiTConfig.mlp_ratio and norm_eps must be positive")
 

@@ -6,6 +6,8 @@ velocity itself (``DiTConfig.prediction``); :func:`predict_velocity` is the one 
 into the velocity. Context frames stay clean (the model gives them flow time 0) and carry no loss.
 """
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 
@@ -157,8 +159,9 @@ def sample(
     actions: torch.Tensor | None = None,
     num_frames: int | None = None,
     steps: int = 10,
-    guidance_scale: float = 1.0,
+    guidance_scale: float | None = None,
     generator: torch.Generator | None = None,
+    time_shift: float = 1.0,
 ) -> torch.Tensor:
     """Roll out ``num_frames`` frames from ``context [B, k, C, H, W]`` (returned unchanged as the first k
     frames).
@@ -169,7 +172,9 @@ def sample(
     slides: every next window takes the last k frames generated so far as its context and adds up to
     ``config.num_frames - k`` frames. With actions and ``guidance_scale != 1``, conditional and null-action
     velocities come from one batched forward and are combined as ``v_uncond + s * (v_cond - v_uncond)``;
-    without actions there is nothing to guide.
+    without actions there is nothing to guide; ``None`` takes the model's ``config.guidance_scale``.
+    ``time_shift`` spaces the Euler steps by :func:`shift_time` of an even grid (> 1: more of them near
+    noise, as in Stable Diffusion 3; 1: even steps).
     """
     config = model.config
     if not isinstance(context, torch.Tensor) or context.dim() != 5:
@@ -193,6 +198,11 @@ def sample(
         )
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if guidance_scale is None:
+        guidance_scale = config.guidance_scale
+    if not isinstance(time_shift, (int, float)) or not 0.0 < time_shift < float("inf"):
+        raise ValueError(f"time_shift must be a finite number > 0 (1: even steps), got {time_shift!r}")
+    times = shift_time(torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64), float(time_shift)).tolist()
 
     video = context
     while video.shape[1] < num_frames:
@@ -200,7 +210,7 @@ def sample(
         new = min(config.num_frames - k, num_frames - video.shape[1])
         window_actions = None if actions is None else actions[:, start : start + k + new - 1]
         frames = _generate_window(
-            model, video[:, start:], window_actions, new, steps, guidance_scale, generator
+            model, video[:, start:], window_actions, new, times, guidance_scale, generator
         )
         video = torch.cat([video, frames], dim=1)
     return video
@@ -211,7 +221,7 @@ def _generate_window(
     context: torch.Tensor,
     actions: torch.Tensor | None,
     new_frames: int,
-    steps: int,
+    times: list[float],
     guidance_scale: float,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
@@ -225,8 +235,7 @@ def _generate_window(
     guided = actions is not None and guidance_scale != 1.0
     if guided:
         actions = torch.cat([actions, model.null_actions(batch, actions.shape[1]).to(actions.dtype)])
-    for step in range(steps):
-        t = 1.0 - step / steps
+    for t, t_next in itertools.pairwise(times):
         window = torch.cat([context, x], dim=1)
         if guided:
             window = torch.cat([window, window])
@@ -235,5 +244,5 @@ def _generate_window(
         if guided:
             conditional, unconditional = velocity.chunk(2)
             velocity = unconditional + guidance_scale * (conditional - unconditional)
-        x = x - velocity / steps
+        x = x - velocity * (t - t_next)
     return x
