@@ -313,6 +313,12 @@ def _suggest(name: str, choices: Any) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def build_section(cls: type, values: Any, prefix: str = "") -> Any:
+    """A ``cls`` dataclass from (possibly partial) nested ``values`` on top of its defaults, checked as a
+    RunConfig is: unknown keys are errors naming the closest valid one, values must have the fields' types."""
+    return _build(cls, values, prefix, dataclasses.asdict(cls()))
+
+
 def _build(cls: type, values: Any, prefix: str, defaults: dict[str, Any]) -> Any:
     if not isinstance(values, dict):
         raise ValueError(f"config section {prefix.rstrip('.') or '<root>'} must be a table, got {values!r}")
