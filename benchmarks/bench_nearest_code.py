@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cola_lam import nearest_code
-from cola_lam.kernels import nearest_code_reference, nearest_code_triton
+from cola_lam.kernels import nearest_code, nearest_code_reference, nearest_code_triton
 
 sys.path.insert(0, str(Path(__file__).parent))
 from benchtools import median_seconds

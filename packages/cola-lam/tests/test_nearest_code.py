@@ -1,7 +1,6 @@
 import pytest
 import torch
-from cola_lam import nearest_code
-from cola_lam.kernels import nearest_code_reference, nearest_code_triton
+from cola_lam.kernels import nearest_code, nearest_code_reference, nearest_code_triton
 from cola_lam.kernels.nearest_code import INTERPRETED
 from hypothesis import given, settings
 from hypothesis import strategies as st

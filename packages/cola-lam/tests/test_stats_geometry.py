@@ -5,14 +5,13 @@ import math
 import pytest
 import torch
 from cola_lam import (
-    MIN_CODE_SPREAD,
-    MIN_LATENT_SPREAD,
     CodebookGeometry,
     code_geometry,
     codebook_stats,
     collapse_warnings,
-    nearest_code,
 )
+from cola_lam.kernels import nearest_code
+from cola_lam.stats import MIN_CODE_SPREAD, MIN_LATENT_SPREAD
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -1,7 +1,9 @@
 """Config files, overrides and the errors for keys that do not exist."""
 
 import itertools
+import json
 import sys
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,9 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from cola_lam import LAMConfig
 from cola_train.config import (
+    PRESETS,
     RunConfig,
     config_differences,
     load_config,
@@ -18,13 +22,51 @@ from cola_train.config import (
     read_config_file,
 )
 from cola_train.optim import lr_factor
+from cola_wm import DiTConfig
 
 CONFIGS = Path(__file__).parents[3] / "configs"
+RESULTS = Path(__file__).parents[3] / "benchmarks" / "results"
 
 
-@pytest.mark.parametrize("name", ["quickstart", "paper"])
-def test_config_files_equal_presets(name: str) -> None:
-    assert load_config(CONFIGS / f"{name}.toml") == RunConfig.preset(name)
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_are_the_shipped_config_files(name: str) -> None:
+    shipped = Path(str(resources.files("cola_train").joinpath("configs", f"{name}.toml")))
+    assert (CONFIGS / f"{name}.toml").resolve() == shipped.resolve()  # configs/ links to the package's
+    assert load_config(shipped) == RunConfig.preset(name) == load_config(preset=name)
+    with pytest.raises(ValueError, match=r"unknown run preset 'quickstrat'.*did you mean 'quickstart'"):
+        RunConfig.preset("quickstrat")
+
+
+def test_model_sections_override_the_presets_fields(tmp_path: Path) -> None:
+    path = tmp_path / "small.toml"
+    path.write_text('[model]\nwm_preset = "tiny"\n[model.lam]\nwidth = 64\n[model.wm]\ndepth = 2\n')
+    config = load_config(path, ["data.frame_size=32", "model.lam.heads=2"], preset="paper")
+    lam, wm = config.model.lam, config.model.wm
+    assert isinstance(lam, LAMConfig) and isinstance(wm, DiTConfig)
+    base = LAMConfig.preset("base")
+    assert (lam.width, lam.heads, lam.depth, lam.dead_code_steps) == (64, 2, base.depth, 0)  # paper's 0 kept
+    assert lam.frame_size == wm.frame_size == 32 and wm.num_frames == 16  # follow the data
+    assert (wm.depth, wm.width, wm.action_dim) == (2, DiTConfig().width, lam.action_dim)
+    assert RunConfig.from_dict(config.to_dict()) == config  # config.json round-trips
+    with pytest.raises(ValueError, match=r"config key 'model\.lam\.width' expects int"):
+        load_config(overrides=["model.lam.width='wide'"])
+    with pytest.raises(ValueError, match=r"model\.wm\.frame_size \(64\) must equal data\.frame_size \(32\)"):
+        RunConfig.from_dict({"data": {"frame_size": 32}, "model": {"wm": {"frame_size": 64}}})
+
+
+def test_config_json_of_runs_before_typed_model_configs_loads() -> None:
+    # A run's config.json from before model.lam / model.wm were typed: free dicts of preset overrides.
+    saved = json.loads(
+        (RESULTS / "2026-11-25-reproduce-cpu-3seeds" / "configs" / "seed0-pretrain.json").read_text()
+    )
+    assert saved["model"]["lam"] == {} and saved["model"]["wm"] == {}
+    config = RunConfig.from_dict(saved)
+    assert config.model.lam == LAMConfig.preset("tiny", frame_size=saved["data"]["frame_size"])
+    assert config.data.clip_length == saved["data"]["clip_length"]
+    quickstart = RunConfig.preset("quickstart").to_dict()
+    quickstart["model"]["lam"] = {"dead_code_steps": 10, "variance_floor": 0.1}
+    quickstart["model"]["wm"] = {}
+    assert RunConfig.from_dict(quickstart) == RunConfig.preset("quickstart")
 
 
 @pytest.mark.parametrize("name", ["two-stage.yaml", "ablation-no-warmup.toml", "ablation-stop-gradient.toml"])
@@ -91,7 +133,7 @@ def test_unknown_keys_in_files_and_model_sections(tmp_path: Path) -> None:
 def test_config_differences_lists_changed_keys() -> None:
     a = RunConfig().to_dict()
     b = load_config(overrides=["optim.lr_dit=1e-4", "model.wm.depth=2"]).to_dict()
-    assert config_differences(a, b) == ["model.wm.depth: '<unset>' -> 2", "optim.lr_dit: 7.5e-05 -> 0.0001"]
+    assert config_differences(a, b) == ["model.wm.depth: 4 -> 2", "optim.lr_dit: 7.5e-05 -> 0.0001"]
 
 
 @given(st.integers(1, 500), st.integers(0, 300), st.floats(0.0, 1.0))

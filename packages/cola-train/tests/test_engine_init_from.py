@@ -13,9 +13,10 @@ import torch
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cola_train import build_models, pipeline, read_source, train
+from cola_train import build_models, pipeline, train
 from cola_train.checkpoint import checkpoint_path, latest_checkpoint, list_checkpoints, load_checkpoint
 from cola_train.cli import build_parser, main
+from cola_train.init_from import read_source
 from cola_train.metrics_log import read_metrics
 from engine_helpers import TINY, MovingSquares, tiny_config
 

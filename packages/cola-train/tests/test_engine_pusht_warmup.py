@@ -8,7 +8,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from cola_train import build_models, load_dataset, run_stages
 from cola_train.metrics_log import read_metrics
-from engine_helpers import tiny_config
+from engine_helpers import TINY, tiny_config
 
 pytest.importorskip("gym_pusht")
 
@@ -21,7 +21,7 @@ def _warmup_utilization(
     data = collect_pusht(tmp_path / "pusht", episodes, seed=0, episode_length=40, workers=1, progress=False)
     config = tiny_config(
         data={"path": str(data), "clip_length": 4, "frame_size": 64},
-        model={"lam": {**tiny_config().model.lam, "dead_code_steps": 10, "variance_floor": variance_floor}},
+        model={"lam": {**TINY["model"]["lam"], "dead_code_steps": 10, "variance_floor": variance_floor}},
         train={"batch_size": 8, "log_every": 10, "checkpoint_every": 1000},
         pretrain={"steps": pretrain_steps},
         warmup={"steps": warmup_steps},

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from cola_train import load_trained, train
 from cola_train.config import RunConfig, model_configs
 from cola_train.real_actions import RealActionConfig, RealActionEncoder
-from engine_helpers import MovingSquares, tiny_config
+from engine_helpers import TINY, MovingSquares, tiny_config
 
 
 class SquaresWithActions(MovingSquares):
@@ -29,7 +29,7 @@ def _real_config(**sections) -> RunConfig:
     return tiny_config(
         stages=["pretrain", "warmup", "joint"],
         data={"clip_length": 4, "frame_size": 32, "frame_skip": 2},
-        model={**tiny_config().model.__dict__, "actions": "real", "real_action_columns": [0, 2]},
+        model={**TINY["model"], "actions": "real", "real_action_columns": [0, 2]},
         **sections,
     )
 

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 
 from cola_eval.codebook import CodebookUsage
 from cola_eval.controllability import AGENT_BLUENESS, agent_positions, masked_psnr
+from cola_eval.evaluation import metric
 from cola_eval.metrics import psnr
-from cola_eval.report import metric
 from cola_eval.rollout import latent_actions
 from cola_eval.videos import labelled_row, to_frames, upscale, write_gif
 
@@ -138,7 +138,7 @@ def code_atlas(
     num_top: int = 8,
     num_rare: int = 2,
     steps: int = 10,
-    guidance_scale: float = 1.0,
+    guidance_scale: float | None = None,
     seed: int = 0,
     real: torch.Tensor | None = None,
     pusht: bool = False,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import typing
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cola_eval.report import ReportOptions
 
 
 def _add_report(commands: argparse._SubParsersAction) -> None:
-    from cola_eval.report import ReportOptions
-
-    d = ReportOptions()
     p = commands.add_parser(
         "report",
         help="evaluate runs: report.md + report.json, plots, rollout videos",
@@ -18,88 +21,73 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("runs", nargs="+", help="run directories (RUN/models, RUN/config.json) or Hub repo ids")
     p.add_argument("--out", default="report", help="output directory (default: %(default)s)")
-    p.add_argument("--data", default=None, help="dataset path (default: the run's data.path)")
-    p.add_argument("--split", default=d.split, choices=("train", "val", "test"), help="held-out split")
-    p.add_argument(
-        "--frames", type=int, default=None, help="rollout clip length (default: the run's; FVD needs >= 10)"
-    )
-    p.add_argument("--max-clips", type=int, default=d.max_clips, help="held-out clips to evaluate")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--context", type=int, default=d.num_context, help="context frames per rollout")
-    p.add_argument("--sampling-steps", type=int, default=d.sampling_steps, help="Euler steps per window")
-    p.add_argument("--guidance-scale", type=float, default=d.guidance_scale)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--no-adapter", action="store_true", help="skip the action adapter rollouts")
-    p.add_argument("--adapter-steps", type=int, default=d.adapter_steps)
-    p.add_argument(
-        "--adapter-fraction",
-        type=float,
-        default=d.adapter_fraction,
-        help="fraction of train clips labelled for the adapter",
-    )
-    p.add_argument(
-        "--adapter-columns",
-        type=int,
-        nargs="+",
-        default=None,
-        help="real-action columns the adapter and the linear probe read (default: 2 3 for PushT, else all)",
-    )
-    p.add_argument("--videos", type=int, default=d.videos, help="side-by-side rollout videos per run")
-    p.add_argument("--i3d-weights", default=None, help="local I3D safetensors file (env COLA_I3D_WEIGHTS)")
-    p.add_argument("--i3d-repo", default=None, help="Hub repo id holding I3D safetensors (env COLA_I3D_REPO)")
-    p.add_argument("--i3d-file", default=None, help="filename in --i3d-repo (env COLA_I3D_FILENAME)")
-    p.add_argument(
-        "--lpips-weights", default=None, help="local LPIPS safetensors file (env COLA_LPIPS_WEIGHTS)"
-    )
-    p.add_argument(
-        "--lpips-repo", default=None, help="Hub repo id holding LPIPS safetensors (env COLA_LPIPS_REPO)"
-    )
-    p.add_argument("--lpips-file", default=None, help="filename in --lpips-repo (env COLA_LPIPS_FILENAME)")
-    p.add_argument("--lpips-backbone", default=d.lpips_backbone, choices=("alex", "vgg"))
-    p.add_argument("--planning", action="store_true", help="also run PushT visual planning (slow)")
-    p.add_argument("--planning-pairs", type=int, default=d.planning_pairs)
-    p.add_argument("--planning-cost", default=d.planning_cost, choices=("block_pose", "pixel_mse"))
-    p.add_argument(
-        "--readout-steps",
-        type=int,
-        default=d.readout_steps,
-        help="training steps of the block-pose readout (block_pose cost)",
-    )
-    p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    add_option_flags(p)
     p.set_defaults(func=_run_report)
 
 
-def _run_report(args: argparse.Namespace) -> int:
-    from cola_eval.report import ReportOptions, write_report
+# WeightsSource fields and their flag suffixes: --i3d-weights, --i3d-repo, --i3d-file.
+WEIGHTS_FLAGS = {"local_path": "weights", "repo_id": "repo", "filename": "file"}
+
+
+def add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per ReportOptions field, from its type, default and metadata (help, flag, choices, type,
+    nargs)."""
+    from cola_eval.report import ReportOptions
     from cola_eval.weights import WeightsSource
 
-    options = ReportOptions(
-        data=args.data,
-        split=args.split,
-        frames=args.frames,
-        max_clips=args.max_clips,
-        batch_size=args.batch_size,
-        num_context=args.context,
-        sampling_steps=args.sampling_steps,
-        guidance_scale=args.guidance_scale,
-        seed=args.seed,
-        adapter=not args.no_adapter,
-        adapter_steps=args.adapter_steps,
-        adapter_fraction=args.adapter_fraction,
-        adapter_columns=args.adapter_columns,
-        videos=args.videos,
-        fvd_weights=WeightsSource(local_path=args.i3d_weights, repo_id=args.i3d_repo, filename=args.i3d_file),
-        lpips_weights=WeightsSource(
-            local_path=args.lpips_weights, repo_id=args.lpips_repo, filename=args.lpips_file
-        ),
-        lpips_backbone=args.lpips_backbone,
-        planning=args.planning,
-        planning_pairs=args.planning_pairs,
-        planning_cost=args.planning_cost,
-        readout_steps=args.readout_steps,
-        device=args.device,
-    )
-    write_report(args.runs, args.out, options)
+    hints = typing.get_type_hints(ReportOptions)
+    for option in dataclasses.fields(ReportOptions):
+        meta = option.metadata
+        if meta.get("cli") is False:
+            continue
+        flag = "--" + meta.get("flag", option.name).replace("_", "-")
+        kind = hints[option.name]
+        if kind is WeightsSource:
+            for name, suffix in WEIGHTS_FLAGS.items():
+                parser.add_argument(
+                    f"{flag}-{suffix}",
+                    dest=f"{option.name}.{name}",
+                    metavar=suffix.upper(),
+                    help=f"{name} {meta['help']}",
+                )
+        elif kind is bool and option.default:
+            parser.add_argument(f"--no-{flag[2:]}", dest=option.name, action="store_false", help=meta["help"])
+        elif kind is bool:
+            parser.add_argument(flag, dest=option.name, action="store_true", help=meta["help"])
+        else:
+            parser.add_argument(
+                flag,
+                dest=option.name,
+                type=meta.get("type", type(option.default)),
+                nargs=meta.get("nargs"),
+                default=option.default,
+                choices=meta.get("choices"),
+                help=meta["help"] + (" (default: %(default)s)" if option.default is not None else ""),
+            )
+
+
+def options_from_args(args: argparse.Namespace) -> ReportOptions:
+    """The ReportOptions of parsed `cola-eval report` flags."""
+    from cola_eval.report import ReportOptions
+    from cola_eval.weights import WeightsSource
+
+    values: dict[str, Any] = {}
+    for option in dataclasses.fields(ReportOptions):
+        if option.metadata.get("cli") is False:
+            continue
+        if typing.get_type_hints(ReportOptions)[option.name] is WeightsSource:
+            values[option.name] = WeightsSource(
+                **{name: getattr(args, f"{option.name}.{name}") for name in WEIGHTS_FLAGS}
+            )
+        else:
+            values[option.name] = getattr(args, option.name)
+    return ReportOptions(**values)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from cola_eval.report import write_report
+
+    write_report(args.runs, args.out, options_from_args(args))
     print(f"wrote {args.out}/report.md and {args.out}/report.json")
     return 0
 

@@ -6,7 +6,6 @@ not be computed, e.g. FVD without I3D weights); nothing is estimated in place of
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,266 +13,118 @@ from typing import Any
 
 import torch
 
+from cola_eval.evaluation import CONTROLLABILITY_CONTRASTS, CONTROLLABILITY_SCORES
 from cola_eval.rollout import ROLLOUT_SOURCES
 from cola_eval.strict_json import strict_dumps
-from cola_eval.weights import WeightsSource, WeightsUnavailable
+from cola_eval.weights import WeightsSource
 
-logger = logging.getLogger("cola_eval")
 
-FVD_MIN_FRAMES = 10
-# The leading table of report.md / report.json: per source, these scores (metric keys "{source}/{score}").
-CONTROLLABILITY_SCORES = {
-    "psnr": "PSNR (dB)",
-    "moving_psnr": "moving-pixel PSNR (dB)",
-    "agent_error": "agent error (px)",
-    "action_recovery": "action recovery (%)",
-}
-CONTROLLABILITY_CONTRASTS = {
-    "delta_psnr": "delta-PSNR (dB)",
-    "moving_delta_psnr": "moving-pixel delta-PSNR (dB)",
-    "agent_error_ratio": "agent error inferred/shuffled",
-}
+def _cli(help: str, **flag: Any) -> dict[str, Any]:
+    """A ReportOptions field's `cola-eval report` flag: its help and, where needed, ``flag`` (the name),
+    ``choices``, ``type``, ``nargs``, or ``cli=False`` for no flag."""
+    return {"help": help, **flag}
 
 
 @dataclass
 class ReportOptions:
-    """What to evaluate and how much of it; defaults suit a CPU check of a small run."""
+    """What to evaluate and how much of it; defaults suit a CPU check of a small run. Each field is a
+    `cola-eval report` flag (cola_eval.cli builds them from the fields' metadata)."""
 
-    data: str | None = None  # dataset path; default: the run's config data.path
-    split: str = "test"
-    frames: int | None = None  # clip length of the rollouts; default: the run's clip length
-    max_clips: int = 32
-    batch_size: int = 8
-    num_context: int = 1
-    sampling_steps: int = 10
-    guidance_scale: float = 1.0
-    seed: int = 0
-    adapter: bool = True
-    adapter_steps: int = 300
-    adapter_fraction: float = 0.1
-    # real-action columns the adapter and the probe read; default PushT's deltas (2, 3), else all
-    adapter_columns: list[int] | None = None
-    probe_ridge: float = 1e-3
-    atlas_top: int = 8
-    atlas_rare: int = 2
-    atlas_contexts: int = 3
-    atlas_horizon: int | None = None  # new frames per atlas rollout; default: two DiT windows in all
-    videos: int = 4
-    fvd_weights: WeightsSource = field(default_factory=WeightsSource)
-    lpips_weights: WeightsSource = field(default_factory=WeightsSource)
-    lpips_backbone: str = "alex"
-    planning: bool = False
-    planning_pairs: int = 10
-    planning_cost: str = "block_pose"  # or "pixel_mse"
-    planning_config: dict[str, Any] = field(default_factory=dict)  # PlanningConfig overrides
-    readout_steps: int = 1000
-    device: str = "auto"
-
-
-def metric(value: float | None, n: int, unavailable: str | None = None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"value": None if value is None else float(value), "n": int(n)}
-    if unavailable is not None:
-        entry["unavailable"] = unavailable
-    return entry
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def _datasets(run: Any, options: ReportOptions) -> tuple[Any, Any, int]:
-    """The held-out (options.split) and train clip sets of the run's data, at the run's frame size."""
-    from cola_train.data import ClipDataset, load_episodes
-    from cola_train.data.load import resolve_dataset
-
-    data_cfg = run.config.get("data", {})
-    # --data, else the run's own dataset: a local path, or a Hub dataset id fetched into the Hub cache.
-    source = options.data or run.dataset_path or data_cfg.get("path")
-    try:
-        path = resolve_dataset(source) if source else None
-    except ValueError:
-        path = None
-    if path is None or not Path(path).exists():
-        raise ValueError(
-            f"the dataset of run {run.run_dir} ({data_cfg.get('path')!r}) is not available here; "
-            "pass --data PATH to the dataset it was trained on"
-        )
-    episodes = load_episodes(path)
-    if not episodes:
-        raise ValueError(f"dataset {path} holds no episodes: the evaluation set is empty")
-    frames = options.frames or run.clip_length or int(data_cfg.get("clip_length", 0))
-    size = data_cfg.get("frame_size")
-    skip = int(data_cfg.get("frame_skip", 1))
-    held_out = ClipDataset(episodes, frames, frame_skip=skip, size=size, split=options.split)
-    train = ClipDataset(episodes, frames, frame_skip=skip, size=size, split="train")
-    if len(held_out) == 0:
-        raise ValueError(
-            f"the {options.split} split of {path} yields no clips of {frames} frames: the "
-            "evaluation set is empty"
-        )
-    return held_out, train, frames
-
-
-class MetricNetworks:
-    """I3D and LPIPS, loaded once for all runs; each is either the network or the reason it is unavailable."""
-
-    def __init__(self, options: ReportOptions, device: torch.device) -> None:
-        from cola_eval.fvd import load_i3d
-        from cola_eval.lpips import load_lpips
-
-        self.i3d, self.i3d_reason = self._load(lambda: load_i3d(options.fvd_weights, device))
-        self.lpips, self.lpips_reason = self._load(
-            lambda: load_lpips(options.lpips_backbone, options.lpips_weights, device)
-        )  # type: ignore[arg-type]
-
-    @staticmethod
-    def _load(loader: Any) -> tuple[Any, str | None]:
-        try:
-            return loader(), None
-        except WeightsUnavailable as err:
-            logger.warning("%s", err)
-            return None, str(err)
-
-
-def _adapter_columns(options: ReportOptions, action_width: int) -> list[int]:
-    if options.adapter_columns is not None:
-        bad = [c for c in options.adapter_columns if not 0 <= c < action_width]
-        if bad:
-            raise ValueError(f"adapter columns {bad} are outside the dataset's {action_width} action columns")
-        return list(options.adapter_columns)
-    return [2, 3] if action_width == 4 else list(range(action_width))
-
-
-def evaluate_run(
-    run: Any, options: ReportOptions, networks: MetricNetworks, out_dir: Path, name: str
-) -> dict[str, Any]:
-    """All metrics of one trained run (a cola_train.TrainedRun); writes its plots and videos into out_dir."""
-    from cola_eval.codebook import codebook_usage, plot_training_curves, read_training_metrics
-    from cola_eval.fvd import fvd
-    from cola_eval.probe import probe_latent_actions
-    from cola_eval.rollout import check_compatible, evaluate_rollouts, from_uint8
-
-    if run.lam is None:
-        raise ValueError(
-            f"run {run.run_dir} conditions its world model on real actions (model.actions = 'real'), so it "
-            "has no LAM to report on; score such a ceiling with benchmarks/controllability_study.py, or "
-            "report a latent-action run"
-        )
-    device = _device(options.device)
-    lam, wm = run.lam.to(device).eval(), run.wm.to(device).eval()
-    held_out, train, frames = _datasets(run, options)
-    check_compatible(lam, wm, held_out[0]["video"].shape[1:])
-    metrics: dict[str, dict[str, Any]] = {}
-    files: dict[str, Any] = {}
-    notes: list[str] = []
-
-    adapter = None
-    sources = ["inferred", "random", "copy"]
-    if min(len(held_out), options.max_clips) >= 2:
-        sources.insert(1, "shuffled")
-    else:
-        notes.append("rollouts: one clip only, so no 'shuffled' source (it takes another clip's actions)")
-    columns = _adapter_columns(options, held_out[0]["actions"].shape[-1])
-    if options.adapter:
-        from cola_eval.adapter import train_adapter
-
-        adapter = (
-            train_adapter(
-                lam,
-                train,
-                steps=options.adapter_steps,
-                labelled_fraction=options.adapter_fraction,
-                seed=options.seed,
-                action_columns=columns,
-            )
-            .to(device)
-            .eval()
-        )
-        sources.insert(1, "adapter")
-    rollouts = evaluate_rollouts(
-        wm,
-        lam,
-        held_out,
-        sources=sources,
-        adapter=adapter,
-        num_context=options.num_context,
-        steps=options.sampling_steps,
-        guidance_scale=options.guidance_scale,
-        batch_size=options.batch_size,
-        max_clips=options.max_clips,
-        seed=options.seed,
-        lpips_model=networks.lpips,
+    data: str | None = field(
+        default=None, metadata=_cli("dataset path (default: the run's data.path)", type=str)
     )
-    summary = rollouts.summary()
-    for source, scores in summary.items():
-        metrics[f"{source}/psnr"] = metric(scores["psnr"], scores["n_frames"])
-        metrics[f"{source}/ssim"] = metric(scores["ssim"], scores["n_frames"])
-        metrics[f"{source}/lpips"] = (
-            metric(scores["lpips"], scores["n_frames"])
-            if "lpips" in scores
-            else metric(None, 0, networks.lpips_reason)
-        )
-        if networks.i3d is None:
-            metrics[f"{source}/fvd"] = metric(None, 0, networks.i3d_reason)
-        elif frames < FVD_MIN_FRAMES:
-            metrics[f"{source}/fvd"] = metric(
-                None, 0, f"clips of {frames} frames; I3D needs >= {FVD_MIN_FRAMES} (pass --frames 16)"
-            )
-        else:
-            value = fvd(
-                networks.i3d,
-                from_uint8(rollouts.real_videos),
-                from_uint8(rollouts.videos(source)),
-                batch_size=options.batch_size,
-            )
-            metrics[f"{source}/fvd"] = metric(value, scores["n_clips"])
-    metrics.update(_controllability_metrics(rollouts))
-
-    usage = codebook_usage(lam, held_out, options.batch_size, options.max_clips)
-    health = usage.health()
-    for key in ("utilization", "perplexity", "entropy", "max_share", "distinct_actions"):
-        metrics[f"codebook/{key}"] = metric(health[key], health["n_transitions"])
-    for key in ("latent_spread", "latent_rank", "code_spread"):  # geometry of the IDM's outputs, per token
-        metrics[f"codebook/{key}"] = metric(health[key], health["n_tokens"])
-    notes += [f"codebook: {w}" for w in health["collapse_warnings"]]
-
-    probe = probe_latent_actions(
-        lam,
-        train,
-        held_out,
-        ridge=options.probe_ridge,
-        batch_size=options.batch_size,
-        max_clips=options.max_clips,
-        action_columns=columns,
+    split: str = field(default="test", metadata=_cli("held-out split", choices=("train", "val", "test")))
+    frames: int | None = field(
+        default=None, metadata=_cli("rollout clip length (default: the run's; FVD needs >= 10)", type=int)
     )
-    for view, scores in probe.items():
-        metrics[f"probe/{view}/r2"] = metric(scores["r2"], scores["n_test"])
-        metrics[f"probe/{view}/mse"] = metric(scores["mse"], scores["n_test"])
+    max_clips: int = field(default=32, metadata=_cli("held-out clips to evaluate"))
+    batch_size: int = field(default=8, metadata=_cli("clips per batch"))
+    num_context: int = field(default=1, metadata=_cli("context frames per rollout", flag="context"))
+    sampling_steps: int = field(default=10, metadata=_cli("Euler steps per window"))
+    guidance_scale: float | None = field(
+        default=None,
+        metadata=_cli(
+            "classifier-free action guidance scale (default: the world model's config.guidance_scale)",
+            type=float,
+        ),
+    )
+    seed: int = field(default=0, metadata=_cli("seed of the noise, the adapter and the planning pairs"))
+    adapter: bool = field(default=True, metadata=_cli("skip the action adapter rollouts"))
+    adapter_steps: int = field(default=300, metadata=_cli("training steps of the action adapter"))
+    adapter_fraction: float = field(
+        default=0.1, metadata=_cli("fraction of train clips labelled for the adapter")
+    )
+    adapter_columns: list[int] | None = field(
+        default=None,
+        metadata=_cli(
+            "real-action columns the adapter and the linear probe read (default: 2 3 for PushT, else all)",
+            type=int,
+            nargs="+",
+        ),
+    )
+    probe_ridge: float = field(default=1e-3, metadata=_cli("ridge of the linear probe"))
+    atlas_top: int = field(default=8, metadata=_cli("most used codes in the code atlas"))
+    atlas_rare: int = field(default=2, metadata=_cli("least used codes in the code atlas"))
+    atlas_contexts: int = field(default=3, metadata=_cli("start frames of the code atlas"))
+    atlas_horizon: int | None = field(
+        default=None,
+        metadata=_cli("new frames per atlas rollout (default: two DiT windows in all)", type=int),
+    )
+    videos: int = field(default=4, metadata=_cli("side-by-side rollout videos per run"))
+    fvd_weights: WeightsSource = field(
+        default_factory=WeightsSource,
+        metadata=_cli("of I3D (env COLA_I3D_WEIGHTS, _REPO, _FILENAME)", flag="i3d"),
+    )
+    lpips_weights: WeightsSource = field(
+        default_factory=WeightsSource,
+        metadata=_cli("of LPIPS (env COLA_LPIPS_WEIGHTS, _REPO, _FILENAME)", flag="lpips"),
+    )
+    lpips_backbone: str = field(default="alex", metadata=_cli("LPIPS backbone", choices=("alex", "vgg")))
+    planning: bool = field(default=False, metadata=_cli("also run PushT visual planning (slow)"))
+    planning_pairs: int = field(default=10, metadata=_cli("start/goal pairs of the planning evaluation"))
+    planning_cost: str = field(
+        default="block_pose", metadata=_cli("planning cost", choices=("block_pose", "pixel_mse"))
+    )
+    planning_config: dict[str, Any] = field(
+        default_factory=dict, metadata=_cli("PlanningConfig overrides", cli=False)
+    )
+    readout_steps: int = field(
+        default=1000, metadata=_cli("training steps of the block-pose readout (block_pose cost)")
+    )
+    device: str = field(default="auto", metadata=_cli("auto, cpu or cuda"))
 
+
+def report_row(run: Any, data: Any, options: ReportOptions, out_dir: Path, name: str) -> dict[str, Any]:
+    """One run's entry of report.json: :func:`cola_eval.evaluation.evaluate_run`'s scores, the planning
+    references, and its plots and videos (written into out_dir)."""
+    from cola_eval.codebook import plot_training_curves, read_training_metrics
+    from cola_eval.evaluation import controllability_table, evaluate_run, planning_metrics, reference_planning
+
+    evaluation = evaluate_run(run, data, options)
+    metrics, notes = dict(evaluation.metrics), list(evaluation.notes)
     if options.planning:
-        if adapter is None:
-            raise ValueError("planning drives the world model through the action adapter; do not disable it")
-        planning = _planning_metrics(wm, adapter, held_out.episodes, train.episodes, options)
-        metrics.update(planning)
-
+        for planner, result in reference_planning(data, options.seed).items():
+            metrics.update(planning_metrics(planner, result))
+    files: dict[str, Any] = {}
     try:
         records = read_training_metrics(run.run_dir)
         files["training_curves"] = [str(p) for p in plot_training_curves(records, out_dir, prefix=f"{name}_")]
     except ValueError as err:
         notes.append(f"training curves: {err}")
+    rollouts = evaluation.rollouts
     files["psnr_over_horizon"] = str(_plot_horizon(rollouts, out_dir / f"{name}_psnr_over_horizon.png"))
     files["rollouts"] = _write_rollout_videos(rollouts, out_dir, name, options.videos)
-    atlas, atlas_files = _code_atlas(lam, wm, held_out, usage, options, out_dir, name, notes)
+    atlas, atlas_files = _code_atlas(
+        evaluation.lam, evaluation.wm, data.held_out, evaluation.usage, options, out_dir, name, notes
+    )
     files["code_atlas"] = atlas_files
     return {
         "run": name,
-        "controllability": controllability_table(metrics, sources),
-        "run_dir": str(run.run_dir),
-        "frames": frames,
-        "num_context": options.num_context,
-        "sources": sources,
+        "controllability": controllability_table(metrics, evaluation.sources),
+        "run_dir": evaluation.run_dir,
+        "frames": evaluation.frames,
+        "num_context": evaluation.num_context,
+        "sources": evaluation.sources,
         "metrics": metrics,
         "atlas": atlas,
         "files": files,
@@ -332,101 +183,6 @@ def _code_atlas(
     png, gif = write_atlas(entries, out_dir, prefix=f"{name}_", scale=scale, window=window)
     curves = plot_atlas_curves(entries, out_dir / f"{name}_code_atlas_curves.png", window=window)
     return atlas_summary(entries, window), [str(png), str(gif), str(curves)]
-
-
-def _controllability_metrics(rollouts: Any) -> dict[str, dict[str, Any]]:
-    """Moving-pixel PSNR, agent position error and action recovery of every source, and the contrasts:
-    delta-PSNR and moving-pixel delta-PSNR (inferred - random), agent error inferred / shuffled."""
-    out: dict[str, dict[str, Any]] = {}
-    table = rollouts.controllability()
-    no_states = "the clips carry no PushT agent states (state columns agent_x, agent_y)"
-    for source, scores in table.items():
-        out[f"{source}/moving_psnr"] = (
-            metric(scores.moving_psnr, scores.n_moving_frames)
-            if scores.moving_psnr is not None
-            else metric(None, 0, "no pixel moved in the evaluated clips")
-        )
-        out[f"{source}/agent_error"] = (
-            metric(scores.agent_error, scores.n_agent_frames)
-            if scores.agent_error is not None
-            else metric(None, 0, no_states)
-        )
-        out[f"{source}/action_recovery"] = (
-            metric(scores.action_recovery, scores.n_action_tokens)
-            if scores.action_recovery is not None
-            else metric(None, 0, "the copy baseline is not a world-model rollout")
-        )
-    inferred = table["inferred"]
-    out["delta_psnr"] = metric(rollouts.delta_psnr(), inferred.n_frames)
-    moving = rollouts.moving_pixel_delta_psnr()
-    out["moving_delta_psnr"] = (
-        metric(moving, inferred.n_moving_frames)
-        if moving is not None
-        else metric(None, 0, "no pixel moved in the evaluated clips")
-    )
-    if "shuffled" not in table:
-        out["agent_error_ratio"] = metric(None, 0, "no 'shuffled' rollouts (they need >= 2 clips)")
-    elif (ratio := rollouts.agent_error_ratio()) is None:
-        out["agent_error_ratio"] = metric(None, 0, no_states)
-    else:
-        out["agent_error_ratio"] = metric(ratio, inferred.n_agent_frames)
-    return out
-
-
-def controllability_table(metrics: dict[str, dict[str, Any]], sources: list[str]) -> dict[str, Any]:
-    """The report's leading table from a run's metrics: per source its CONTROLLABILITY_SCORES, then the
-    CONTROLLABILITY_CONTRASTS, each a metric() entry."""
-    return {
-        "sources": {
-            source: {score: metrics[f"{source}/{score}"] for score in CONTROLLABILITY_SCORES}
-            for source in sources
-        },
-        **{key: metrics[key] for key in CONTROLLABILITY_CONTRASTS},
-    }
-
-
-def _planning_metrics(
-    wm: Any, adapter: Any, test_episodes: list, train_episodes: list, options: ReportOptions
-) -> dict[str, dict[str, Any]]:
-    """PushT planning with the world model (+ adapter) beside the oracle simulator and the random policy, all
-    run by the same code over the same held-out start/goal pairs."""
-    from cola_eval.planning import (
-        PlanningConfig,
-        WorldModel,
-        evaluate_planning,
-        labelled_frames,
-        train_readout,
-    )
-
-    config = PlanningConfig(**options.planning_config)
-    readout = None
-    if options.planning_cost == "block_pose":
-        readout = train_readout(
-            *labelled_frames(train_episodes), steps=options.readout_steps, seed=options.seed
-        )
-    metrics = {}
-    planners = {
-        "world_model": WorldModel(wm, adapter, euler_steps=config.euler_steps, seed=options.seed),
-        "oracle": "oracle",
-        "random": "random",
-    }
-    for name, model in planners.items():
-        result = evaluate_planning(
-            test_episodes,
-            model,
-            cost=options.planning_cost,
-            readout=readout,
-            config=config,
-            num_pairs=options.planning_pairs,
-            seed=options.seed,
-        )
-        metrics[f"planning/{name}/success"] = metric(result["success"], result["num_pairs"])
-        metrics[f"planning/{name}/success_strict"] = metric(result["success_strict"], result["num_pairs"])
-        if result["seconds_per_mpc_step"] is not None:
-            metrics[f"planning/{name}/s_per_mpc_step"] = metric(
-                result["seconds_per_mpc_step"], result["mpc_steps"]
-            )
-    return metrics
 
 
 def _spread(total: int, count: int) -> list[int]:
@@ -677,11 +433,13 @@ def write_report(
 
     if not run_ids:
         raise ValueError("no runs given; pass one or more run directories or Hub model ids")
+    from cola_eval.evaluation import MetricNetworks, device_of, run_data
+
     options = options or ReportOptions()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(options.seed)
-    networks = MetricNetworks(options, _device(options.device))
+    networks = MetricNetworks(options, device_of(options.device))
     rows = []
     names: set[str] = set()
     for run_id in run_ids:
@@ -690,7 +448,7 @@ def write_report(
         while name in names:
             name += "_"
         names.add(name)
-        rows.append(evaluate_run(run, options, networks, out_dir, name))
+        rows.append(report_row(run, run_data(run, options, networks), options, out_dir, name))
     _plot_comparison(rows, out_dir / "rollout_comparison.png")
     report = {
         "controllability": {r["run"]: r["controllability"] for r in rows},

@@ -78,7 +78,7 @@ def rollout(
     actions: torch.Tensor,
     num_context: int = 1,
     steps: int = 10,
-    guidance_scale: float = 1.0,
+    guidance_scale: float | None = None,
     seed: int = 0,
 ) -> torch.Tensor:
     """Roll the world model out over the length of `video` [B, T, C, H, W] from its first k frames."""
@@ -306,7 +306,7 @@ def evaluate_rollouts(
     adapter: Any = None,
     num_context: int = 1,
     steps: int = 10,
-    guidance_scale: float = 1.0,
+    guidance_scale: float | None = None,
     batch_size: int = 8,
     max_clips: int | None = None,
     seed: int = 0,

@@ -7,12 +7,9 @@ __version__ = _version("cola-lam")
 from .config import LAMConfig
 from .decoder import LAMDecoder, reconstruction_loss
 from .idm import InverseDynamicsModel
-from .kernels import nearest_code
 from .model import LatentActionModel
 from .quantizer import VectorQuantizer, VQOutput
 from .stats import (
-    MIN_CODE_SPREAD,
-    MIN_LATENT_SPREAD,
     CodebookGeometry,
     CodebookStats,
     code_geometry,
@@ -21,8 +18,6 @@ from .stats import (
 )
 
 __all__ = [
-    "MIN_CODE_SPREAD",
-    "MIN_LATENT_SPREAD",
     "CodebookGeometry",
     "CodebookStats",
     "InverseDynamicsModel",
@@ -34,6 +29,5 @@ __all__ = [
     "code_geometry",
     "codebook_stats",
     "collapse_warnings",
-    "nearest_code",
     "reconstruction_loss",
 ]

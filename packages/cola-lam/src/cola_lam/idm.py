@@ -3,10 +3,7 @@
 Genie-style blocks: attention within a frame (spatial), then along time for each token position with a
 causal mask. Each frame carries ``tokens_per_action`` learned action-query tokens next to its patches. The
 model sees each transition on its own, as the pair (frame t, frame t+1): the queries of frame t+1 become the
-latent action of that transition. Seeing the whole clip prefix with absolute time codes let the IDM name
-*where* in the clip a transition sat instead of what changed: trained through the world model on PushT, every
-code came to mean one clip position (5 codes for 6-frame clips, each exactly 1/5 of the picks), which the
-world model can use and the planner cannot. A pair carries no position.
+latent action of that transition. A pair carries no clip position (why: docs/decisions.md).
 """
 
 from __future__ import annotations

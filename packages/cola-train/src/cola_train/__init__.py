@@ -15,7 +15,6 @@ from cola_train.config import (
     load_config,
     model_configs,
 )
-from cola_train.init_from import SourceWeights, read_source
 from cola_train.loop import StageOutcome, TrainingDiverged
 from cola_train.model import CoLA, Losses
 from cola_train.pipeline import (
@@ -39,7 +38,6 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "RunConfig",
-    "SourceWeights",
     "StageConfig",
     "StageOutcome",
     "StagePlan",
@@ -56,7 +54,6 @@ __all__ = [
     "model_configs",
     "plan_stage",
     "pretrain",
-    "read_source",
     "run_stages",
     "train",
     "warmup",

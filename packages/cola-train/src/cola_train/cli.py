@@ -52,13 +52,15 @@ def _add_quickstart_command(commands: argparse._SubParsersAction) -> None:
 def _add_run_command(
     commands: argparse._SubParsersAction, name: str, text: str, stages: list[str] | None
 ) -> None:
+    from cola_train.config import PRESETS
+
     run = commands.add_parser(name, help=text, description=text)
     run.add_argument(
         "--config",
         type=Path,
         help="TOML or YAML config file, or the name of one shipped with cola-train (e.g. two-stage.yaml)",
     )
-    run.add_argument("--preset", choices=["quickstart", "paper"], help="start from a built-in preset")
+    run.add_argument("--preset", choices=PRESETS, help="start from a shipped preset (configs/<name>.toml)")
     run.add_argument(
         "--set",
         dest="overrides",

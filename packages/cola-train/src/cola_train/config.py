@@ -17,6 +17,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cola_lam.config import LAMConfig
+from cola_wm.config import DiTConfig
+
 STAGE_NAMES = ("pretrain", "warmup", "joint", "lam_recon", "wm_finetune")
 
 
@@ -38,8 +41,11 @@ ACTION_KINDS = ("latent", "real")
 
 @dataclass
 class ModelConfig:
-    """Model presets plus per-field overrides (``lam`` keys are LAMConfig fields, ``wm`` keys DiTConfig
-    fields).
+    """The two model configs, each a preset (``lam_preset``, ``wm_preset``) with its fields overridden.
+
+    A config file's or ``--set``'s ``[model.lam]`` / ``[model.wm]`` keys override the preset's fields; the
+    rest follow the run: both frame sizes from ``data.frame_size``, the world model's channels from the LAM,
+    its ``action_dim`` from the actions, its window (``num_frames``) at least one clip.
 
     ``actions``: what conditions the world model. ``"latent"`` (CoLA): the LAM's codes. ``"real"``: the
     ground-truth-action ceiling, the dataset's own actions (columns ``real_action_columns`` of every
@@ -49,8 +55,8 @@ class ModelConfig:
 
     lam_preset: str = "tiny"
     wm_preset: str = "tiny"
-    lam: dict[str, Any] = field(default_factory=dict)
-    wm: dict[str, Any] = field(default_factory=dict)
+    lam: LAMConfig = field(default_factory=LAMConfig)
+    wm: DiTConfig = field(default_factory=DiTConfig)
     actions: str = "latent"
     real_action_columns: list[int] = field(default_factory=lambda: [2, 3])
 
@@ -166,9 +172,7 @@ class RunConfig:
 
     @classmethod
     def preset(cls, name: str) -> RunConfig:
-        if name not in PRESETS:
-            raise ValueError(f"unknown run preset {name!r}; choose one of {sorted(PRESETS)}")
-        return cls.from_dict(copy.deepcopy(PRESETS[name]))
+        return cls.from_dict(preset_values(name))
 
 
 def validate(config: RunConfig) -> None:
@@ -224,43 +228,74 @@ def validate(config: RunConfig) -> None:
     model_configs(config)
 
 
-def model_configs(config: RunConfig) -> tuple[Any, Any]:
-    """The ``(LAMConfig, DiTConfig)`` a run of ``config`` builds.
-
-    The frame size comes from ``data.frame_size``, the world model's ``action_dim`` from the LAM, and its
-    window holds at least one clip.
-    """
-    from cola_lam import LAMConfig
-    from cola_wm import DiTConfig
-
-    model = config.model
-    _check_keys("model.lam", model.lam, LAMConfig)
-    _check_keys("model.wm", model.wm, DiTConfig)
-    lam_config = LAMConfig.preset(model.lam_preset, **{"frame_size": config.data.frame_size, **model.lam})
-    wm_defaults = DiTConfig.preset(model.wm_preset)
-    real = model.actions == "real"
-    action_dim = len(model.real_action_columns) * config.data.frame_skip if real else lam_config.action_dim
-    wm_overrides = {
-        "frame_size": config.data.frame_size,
-        "channels": lam_config.channels,
-        "action_dim": action_dim,
-        "num_frames": max(wm_defaults.num_frames, config.data.clip_length),
-        **model.wm,
-    }
-    wm_config = DiTConfig.preset(model.wm_preset, **wm_overrides)
-    if wm_config.action_dim != action_dim:
+def model_configs(config: RunConfig) -> tuple[LAMConfig, DiTConfig]:
+    """The ``(LAMConfig, DiTConfig)`` a run of ``config`` builds, checked against the run's data and
+    actions."""
+    lam, wm, data = config.model.lam, config.model.wm, config.data
+    action_dim = _action_dim(config.model, lam, data)
+    for section, value, expected, source in (
+        ("lam.frame_size", lam.frame_size, data.frame_size, "data.frame_size"),
+        ("wm.frame_size", wm.frame_size, data.frame_size, "data.frame_size"),
+        ("wm.channels", wm.channels, lam.channels, "model.lam.channels"),
+    ):
+        if value != expected:
+            raise ValueError(f"model.{section} ({value}) must equal {source} ({expected})")
+    if wm.action_dim != action_dim:
         source = (
-            f"real actions ({len(model.real_action_columns)} columns x frame_skip {config.data.frame_skip})"
-            if real
-            else f"the LAM's action_dim (tokens_per_action x code_dim = {lam_config.action_dim})"
+            f"real actions ({len(config.model.real_action_columns)} columns x frame_skip {data.frame_skip})"
+            if config.model.actions == "real"
+            else f"the LAM's action_dim (tokens_per_action x code_dim = {lam.action_dim})"
         )
-        raise ValueError(f"model.wm.action_dim ({wm_config.action_dim}) must equal {source}: {action_dim}")
-    if wm_config.num_frames < config.data.clip_length:
+        raise ValueError(f"model.wm.action_dim ({wm.action_dim}) must equal {source}: {action_dim}")
+    if wm.num_frames < data.clip_length:
         raise ValueError(
-            f"model.wm.num_frames ({wm_config.num_frames}) must hold a clip of data.clip_length "
-            f"({config.data.clip_length}) frames"
+            f"model.wm.num_frames ({wm.num_frames}) must hold a clip of data.clip_length "
+            f"({data.clip_length}) frames"
         )
-    return lam_config, wm_config
+    return lam, wm
+
+
+def _action_dim(model: ModelConfig, lam: LAMConfig, data: DataConfig) -> int:
+    if model.actions == "real":
+        from cola_train.real_actions import RealActionConfig
+
+        return RealActionConfig(list(model.real_action_columns), data.frame_skip).action_dim
+    return lam.action_dim
+
+
+# The model configs under [model]: each a preset whose fields the section's keys override.
+MODEL_PARTS: dict[str, type] = {"lam": LAMConfig, "wm": DiTConfig}
+
+
+def _build_model(values: Any, data: DataConfig, defaults: dict[str, Any]) -> ModelConfig:
+    """``[model]`` on top of the defaults: the presets, their overrides and the fields following the run."""
+    if not isinstance(values, dict):
+        raise ValueError(f"config section model must be a table, got {values!r}")
+    parts = {name: values.get(name, {}) for name in MODEL_PARTS}
+    for name, part in parts.items():
+        if not isinstance(part, dict):
+            raise ValueError(f"config section model.{name} must be a table, got {part!r}")
+        _check_keys(f"model.{name}", part, MODEL_PARTS[name])
+    rest = {key: value for key, value in values.items() if key not in MODEL_PARTS}
+    model = _build(ModelConfig, rest, "model.", defaults)
+    lam_overrides = _coerce_fields("model.lam", parts["lam"], LAMConfig)
+    lam = LAMConfig.preset(model.lam_preset, **{"frame_size": data.frame_size, **lam_overrides})
+    follows_run = {
+        "frame_size": data.frame_size,
+        "channels": lam.channels,
+        "action_dim": _action_dim(model, lam, data),
+        "num_frames": max(DiTConfig.preset(model.wm_preset).num_frames, data.clip_length),
+    }
+    wm_overrides = _coerce_fields("model.wm", parts["wm"], DiTConfig)
+    wm = DiTConfig.preset(model.wm_preset, **{**follows_run, **wm_overrides})
+    return dataclasses.replace(model, lam=lam, wm=wm)
+
+
+def _coerce_fields(section: str, values: dict[str, Any], config_class: type) -> dict[str, Any]:
+    return {
+        key: _coerce(value, _field_type(config_class, key), f"{section}.{key}")
+        for key, value in values.items()
+    }
 
 
 def _check_keys(section: str, values: dict[str, Any], config_class: type) -> None:
@@ -278,6 +313,12 @@ def _suggest(name: str, choices: Any) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def build_section(cls: type, values: Any, prefix: str = "") -> Any:
+    """A ``cls`` dataclass from (possibly partial) nested ``values`` on top of its defaults, checked as a
+    RunConfig is: unknown keys are errors naming the closest valid one, values must have the fields' types."""
+    return _build(cls, values, prefix, dataclasses.asdict(cls()))
+
+
 def _build(cls: type, values: Any, prefix: str, defaults: dict[str, Any]) -> Any:
     if not isinstance(values, dict):
         raise ValueError(f"config section {prefix.rstrip('.') or '<root>'} must be a table, got {values!r}")
@@ -291,7 +332,9 @@ def _build(cls: type, values: Any, prefix: str, defaults: dict[str, Any]) -> Any
     kwargs: dict[str, Any] = {}
     for key in fields:
         kind = _field_type(cls, key)
-        if dataclasses.is_dataclass(kind):
+        if kind is ModelConfig:
+            kwargs[key] = _build_model(values.get(key, {}), kwargs["data"], defaults[key])
+        elif dataclasses.is_dataclass(kind):
             kwargs[key] = _build(kind, values.get(key, {}), prefix + key + ".", defaults[key])
         elif key in values:
             kwargs[key] = _coerce(values[key], kind, prefix + key)
@@ -329,15 +372,29 @@ def load_config(
     """A config from a preset (default: the built-in defaults), then a TOML/YAML file, then ``key=value``
     overrides.
     """
-    values: dict[str, Any] = copy.deepcopy(PRESETS[preset]) if preset else {}
-    if preset and preset not in PRESETS:
-        raise ValueError(f"unknown run preset {preset!r}; choose one of {sorted(PRESETS)}")
+    values = preset_values(preset) if preset else {}
     if path is not None:
         _merge(values, read_config_file(path))
     for override in overrides or []:
         key, value = parse_override(override)
         _set_path(values, key, value)
     return RunConfig.from_dict(values)
+
+
+# The run presets: each is the shipped config file configs/<name>.toml.
+PRESETS = ("quickstart", "paper")
+
+
+def preset_values(name: str) -> dict[str, Any]:
+    """The settings of the run preset ``name``, read from its shipped TOML file."""
+    if name not in PRESETS:
+        raise ValueError(
+            f"unknown run preset {name!r}{_suggest(name, PRESETS)}; choose one of {sorted(PRESETS)}"
+        )
+    path = _shipped_config(f"{name}.toml")
+    if path is None:
+        raise ValueError(f"the preset {name!r} has no shipped file configs/{name}.toml; reinstall cola-train")
+    return read_config_file(path)
 
 
 def shipped_configs() -> list[str]:
@@ -418,7 +475,7 @@ def _set_path(values: dict[str, Any], dotted: str, value: Any) -> None:
                     f"{_suggest(part, fields)}; valid keys there: {', '.join(sorted(fields))}"
                 )
             kind = _field_type(cls, part)
-            cls = kind if dataclasses.is_dataclass(kind) else None
+            cls = kind if dataclasses.is_dataclass(kind) and kind not in MODEL_PARTS.values() else None
         if last:
             node[part] = value
         else:
@@ -429,10 +486,8 @@ def _set_path(values: dict[str, Any], dotted: str, value: Any) -> None:
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
     for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict) and key not in ("lam", "wm"):
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
             _merge(base[key], value)
-        elif isinstance(value, dict) and isinstance(base.get(key), dict):
-            base[key] = {**base[key], **value}
         else:
             base[key] = value
 
@@ -455,80 +510,3 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
         for key in sorted(set(old) | set(new))
         if old.get(key, "<unset>") != new.get(key, "<unset>")
     ]
-
-
-# Built-in presets; configs/quickstart.toml and configs/paper.toml hold the
-# same values (a test keeps them equal).
-PRESETS: dict[str, dict[str, Any]] = {
-    "quickstart": {
-        "seed": 0,
-        "stages": ["pretrain", "warmup", "joint"],
-        # Frame skip 5 (DINO-WM, LeWM) moves the agent ~10 px a transition, and the motion-weighted loss puts
-        # the moving pixels in the loss: together they make the world model follow its actions (the
-        # controllability study, benchmarks/results/2026-12-01-controllability-study.md).
-        "data": {"path": "data/pusht-quickstart", "clip_length": 6, "frame_skip": 5, "frame_size": 64},
-        # Without frequent dead-code restarts the tiny LAM's codebook collapses to one code in the warm-up
-        # (measured on PushT: utilization 1/32 after 150 steps at the default 100, 0.78 at 10).
-        "model": {
-            "lam_preset": "tiny",
-            "wm_preset": "tiny",
-            "lam": {"dead_code_steps": 10, "variance_floor": 0.1},
-            "wm": {"guidance_scale": 4.0},
-        },
-        "train": {
-            "batch_size": 8,
-            "log_every": 10,
-            "checkpoint_every": 200,
-            "crop_scale_min": 0.7,
-            "motion_weight": 10.0,
-            "time_sampling": "uniform",
-            "time_shift": 3.0,
-        },
-        "optim": {
-            "lr_lam": 1e-3,
-            "lr_action": 1e-3,
-            "lr_dit": 1e-3,
-            "lr_decoder": 1e-3,
-            "warmup_steps": 50,
-            "min_lr_ratio": 0.1,
-            "grad_clip": 1.0,
-            "ema_decay": 0.99,
-            "weight_decay": 0.0,
-        },
-        "pretrain": {"steps": 1200},
-        "warmup": {"steps": 250},
-        "joint": {"steps": 500},
-    },
-    "paper": {
-        "seed": 0,
-        "stages": ["pretrain", "warmup", "joint"],
-        "data": {"path": "data/pusht", "clip_length": 16, "frame_skip": 1, "frame_size": 256},
-        # the paper's VQ (as villa-x's LAM): a gradient-trained codebook without dead-code restarts, which is
-        # also what FSDP can shard (it would lose restart writes made during the forward)
-        "model": {"lam_preset": "base", "wm_preset": "base", "lam": {"dead_code_steps": 0}},
-        "train": {
-            "batch_size": 128,
-            "log_every": 50,
-            "checkpoint_every": 1000,
-            "crop_scale_min": 0.7,
-            "strategy": "fsdp",
-            "bf16": True,
-        },
-        "optim": {
-            "lr_lam": 7.5e-5,
-            "lr_action": 7.5e-5,
-            "lr_dit": 7.5e-5,
-            "lr_decoder": 7.5e-5,
-            "warmup_steps": 2000,
-            "min_lr_ratio": 0.1,
-            "grad_clip": 1.0,
-            "ema_decay": 0.9999,
-            "weight_decay": 0.0,
-        },
-        "pretrain": {"steps": 100000},
-        "warmup": {"steps": 8000},
-        "joint": {"steps": 52000},
-        "lam_recon": {"steps": 30000},
-        "wm_finetune": {"steps": 30000},
-    },
-}

@@ -15,10 +15,7 @@ class PlanningConfig:
     ``iterations`` rounds, of which the first ``execute_steps`` are executed before replanning. A plan is
     worth the cost of its best predicted step (``plan_score="best_step"``) or of its last (``"last_step"``).
     An action is a delta from the agent's position to the env's target, each coordinate bounded by
-    ``max_delta`` px: 150 covers every delta of the scripted PushT data (largest 145 px). Under the env's PD
-    control the agent covers about half its delta in one step, so a bound of 80 px (95% of the data's
-    deltas) left the planner too slow to walk around the block within a horizon (oracle on 30 pairs, measured
-    here: 70% success at 80 px, 83% at 150, 97% at 150 with ``"best_step"``). CEM refits to the
+    ``max_delta`` px (150 and ``"best_step"``: docs/decisions.md). CEM refits to the
     ``elite_fraction`` lowest costs; MPPI weights samples by ``exp(-(cost - min) / (gamma * (max - min)))``, a
     temperature relative to the spread of the sampled costs, so one ``gamma`` suits pixel and pose costs.
     ``init_std`` (in units of ``max_delta``) is the sampling spread after every replan; ``euler_steps`` is the

@@ -42,11 +42,10 @@ def env_target(agent: np.ndarray, delta: np.ndarray) -> np.ndarray:
 def clone_env(env: PushTEnv) -> PushTEnv:
     """A fresh copy of a PushT env's bodies (pose and velocity) for imagined rollouts.
 
-    A deep copy of the pymunk space (its pickling) put the block ~50 px off the real env's after one step in a
-    measurement here, so a fresh space is built and the fields written, angle before position. The copy lacks
-    pymunk's cached contact impulses, so a rollout through contact can drift from what the real env will do
-    (measured here: 0.4 px mean, 37 px worst, over one step); the planner only predicts with it, execution is
-    always in the real env.
+    A fresh space is built and the fields written, angle before position (not a deep copy of the pymunk
+    space: docs/decisions.md). The copy lacks pymunk's cached contact impulses, so a rollout through contact
+    can drift from what the real env will do; the planner only predicts with it, execution is always in the
+    real env.
     """
     core = env.unwrapped
     twin = copy.copy(core)

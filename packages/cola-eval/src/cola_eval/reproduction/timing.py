@@ -25,7 +25,7 @@ def stage_seconds_per_step(driver: Any, stage: str, seed: int) -> float:
     """Mean seconds per training step of ``stage`` (after one untimed step), from the engine's own log."""
     from cola_train import build_models, run_stages
 
-    from reproduction.plan import Branch, run_config
+    from cola_eval.reproduction.plan import Branch, run_config
 
     branch = Branch("timing", (stage,), {stage: TIMED_STEPS + 1}, None, "timing")
     config = run_config(driver.experiment, branch, seed, driver.data_path)
@@ -48,27 +48,27 @@ def _timed(function: Callable[[], Any]) -> float:
 
 def evaluation_timings(driver: Any) -> dict[str, float]:
     """Seconds per unit of each evaluation part, measured with fresh (untrained) models of the run's size."""
-    from cola_eval.adapter import ActionAdapter, AdapterConfig, fit_adapter
-    from cola_eval.planning import SimulatorModel, WorldModel, train_readout
-    from cola_eval.planning.models import Observation
-    from cola_eval.planning.readout import frames_to_tensor
     from cola_train import build_models
     from cola_train.data import ClipDataset, render_frame, restore_state
     from cola_wm import sample
 
-    from reproduction.plan import Branch, run_config
+    from cola_eval.adapter import ActionAdapter, AdapterConfig, fit_adapter
+    from cola_eval.planning import SimulatorModel, WorldModel, train_readout
+    from cola_eval.planning.models import Observation
+    from cola_eval.planning.readout import frames_to_tensor
+    from cola_eval.reproduction.plan import Branch, run_config
 
     experiment = driver.experiment
-    settings, planning = experiment.eval, experiment.planning
+    settings, planning = experiment.eval, experiment.planning_config()
     config = run_config(
         experiment, Branch("timing", ("joint",), {"joint": 1}, None, "timing"), 0, driver.data_path
     )
     models = build_models(config, with_decoder=False)
     lam, wm = models.lam.eval(), models.wm.eval()
     episodes = driver.episodes()
-    frames = int(settings.get("frames", config.data.clip_length))
+    frames = settings.frames or config.data.clip_length
     clips = ClipDataset(episodes[:2], frames, size=config.data.frame_size)
-    batch = int(settings.get("batch_size", 8))
+    batch = settings.batch_size
     video = torch.stack([clips[i % len(clips)]["video"] for i in range(batch)])
     timings: dict[str, float] = {}
     with torch.no_grad():
@@ -101,14 +101,12 @@ def evaluation_timings(driver: Any) -> dict[str, float]:
     frames_np = episodes[0].frames[:64]
     poses = episodes[0].states[:64, 2:5]
     timings["readout_step"] = _timed(lambda: train_readout(frames_np, poses, steps=3)) / 3
-    if settings.get("planning_runs", "methods") != "none":
-        samples, horizon = int(planning.get("samples", 128)), int(planning.get("horizon", 8))
+    if experiment.planning_runs != "none":
+        samples, horizon = planning.samples, planning.horizon
         env = restore_state(episodes[0], 0)
         observation = Observation(env, frames_to_tensor(render_frame(env)), env.unwrapped.agent.position)
         deltas = torch.zeros(samples, horizon, 2).numpy()
-        model = WorldModel(
-            wm.to(driver.device), adapter.to(driver.device), euler_steps=int(planning.get("euler_steps", 3))
-        )
+        model = WorldModel(wm.to(driver.device), adapter.to(driver.device), euler_steps=planning.euler_steps)
         timings["wm_predict"] = _timed(lambda: model.predict(observation, deltas, True))
         timings["oracle_predict"] = _timed(lambda: SimulatorModel().predict(observation, deltas, False))
     return timings
@@ -149,13 +147,13 @@ def estimate_remaining(
 
     The timings are measured now, unless ``measured`` (an earlier call's figures on this device and thread
     count) is given. Each job's seconds come from them; the wall time is the schedule of those jobs on the
-    workers (:func:`reproduction.jobs.makespan`), timed as if each worker had the machine to itself.
+    workers (:func:`cola_eval.reproduction.jobs.makespan`), timed as if each worker had the machine to itself.
     """
-    from reproduction.jobs import makespan
-    from reproduction.plan import adaptive_joint_branch, branches
+    from cola_eval.reproduction.jobs import makespan
+    from cola_eval.reproduction.plan import adaptive_joint_branch, branches
 
     experiment = driver.experiment
-    settings, planning = experiment.eval, experiment.planning
+    settings, planning = experiment.eval, experiment.planning_config()
     cap = round(experiment.adaptive_max_fraction * experiment.budget)
     runs = {b.name: b for b in [*branches(experiment), adaptive_joint_branch(experiment, cap)]}
     steps_left = {
@@ -180,24 +178,22 @@ def estimate_remaining(
     per_step = {stage: seconds for stage, seconds in per_step.items() if left.get(stage, 0) > 0}
     training = sum(left[stage] * per_step[stage] for stage in per_step)
 
-    clips = int(settings.get("max_clips", 32))
-    guidance = 2 if float(settings.get("guidance_scale", 1.0)) != 1.0 else 1
-    rollout = (
-        3 * clips * int(settings.get("sampling_steps", 10)) * guidance * evaluation["sample_per_clip_step"]
-    )
-    labelled = float(settings.get("adapter_fraction", 0.1)) * _train_clip_count(driver)
+    clips = settings.max_clips
+    guidance = 2 if settings.guidance_scale != 1.0 else 1
+    rollout = 3 * clips * settings.sampling_steps * guidance * evaluation["sample_per_clip_step"]
+    labelled = settings.adapter_fraction * _train_clip_count(driver)
     encode = (4 * clips + labelled) * evaluation["encode_per_clip"]
-    adapter = int(settings.get("adapter_steps", 300)) * evaluation["adapter_step"]
+    adapter = settings.adapter_steps * evaluation["adapter_step"]
     per_run = rollout + encode + adapter
-    pairs = int(settings.get("planning_pairs", 10))
-    mpc_steps = pairs * math.ceil(int(planning.get("budget", 50)) / int(planning.get("execute_steps", 2)))
-    iterations = int(planning.get("iterations", 3))
+    pairs = settings.planning_pairs
+    mpc_steps = pairs * math.ceil(planning.budget / planning.execute_steps)
+    iterations = planning.iterations
     plan_run = mpc_steps * iterations * evaluation.get("wm_predict", 0.0)
     reference = 0.0
     if "wm_predict" in evaluation and not (driver.out / "shared" / "planning_reference.json").exists():
         reference = mpc_steps * iterations * evaluation["oracle_predict"]
         if not (driver.out / "shared" / "readout" / "model.safetensors").exists():
-            reference += int(settings.get("readout_steps", 1000)) * evaluation["readout_step"]
+            reference += settings.readout_steps * evaluation["readout_step"]
 
     planned = driver.planning_runs()
     jobs = driver.jobs()
@@ -254,7 +250,5 @@ def _train_clip_count(driver: Any) -> int:
 
     episodes = driver.episodes()
     split = split_of([e.index for e in episodes])
-    frames = int(
-        driver.experiment.eval.get("frames", driver.experiment.run.get("data", {}).get("clip_length", 8))
-    )
+    frames = driver.experiment.eval.frames or int(driver.experiment.run.get("data", {}).get("clip_length", 8))
     return sum(max(len(e) - frames + 1, 0) for e in episodes if split[e.index] == "train")

@@ -44,7 +44,7 @@ def train_job_name(seed: int, run: str) -> str:
 def plan_jobs(experiment: Any, evaluated: Sequence[str], shared: bool) -> list[Job]:
     """Every job in priority order: pretraining first, then the shared job, the seeds' branch runs (the
     adaptive warm-up first, since the adaptive joint run waits on it), then the evaluations."""
-    from reproduction.plan import branches
+    from cola_eval.reproduction.plan import branches
 
     runs = branches(experiment)
     parents = {b.name: b.parent for b in runs} | {"cola-adaptive": "adaptive-warmup"}

@@ -1,5 +1,5 @@
-"""The experiment's plan: its config (configs/reproduce-<size>.toml), the runs of one seed, and branching a
-run from another run's final weights.
+"""The experiment's plan: its config (configs/reproduce-<size>.toml, read by cola_train's config loader), the
+runs of one seed, and branching a run from another run's final weights.
 """
 
 from __future__ import annotations
@@ -7,65 +7,89 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cola_eval.report import ReportOptions
+
 SIZES = ("smoke", "cpu", "gpu")
+PLANNING_RUNS = ("methods", "all", "none")
+
+
+def size_config(size: str) -> Path:
+    """The shipped experiment config of ``size`` (the repository's configs/reproduce-<size>.toml links to
+    it)."""
+    return Path(str(resources.files("cola_eval.reproduction").joinpath("configs", f"reproduce-{size}.toml")))
 
 
 @dataclass
-class Experiment:
-    """One size of the experiment, read from configs/reproduce-<size>.toml."""
+class Schedule:
+    """``[experiment]``: the seeds, the step budget every method gets after pretraining, the warm-up shares,
+    how long one call may run, and which evaluated runs also plan (``planning_runs``: "methods", the four
+    methods; "all"; "none")."""
 
-    size: str
-    seeds: list[int]
-    budget: int
-    cola_warmup_fraction: float
-    warmup_fractions: list[float]
-    adaptive_max_fraction: float
-    chunk_minutes: float
-    data: dict[str, Any]
-    run: dict[str, Any]
-    eval: dict[str, Any]
+    seeds: list[int] = field(default_factory=lambda: [0])
+    budget: int = 384
+    cola_warmup_fraction: float = 0.125
+    warmup_fractions: list[float] = field(default_factory=lambda: [0.0, 0.125, 0.25, 0.5])
+    adaptive_max_fraction: float = 0.5
+    chunk_minutes: float = 0.0
+    planning_runs: str = "methods"
+
+
+@dataclass
+class Collection:
+    """``[data]``: the PushT episodes collected once into OUT/data/pusht."""
+
+    episodes: int = 64
+    episode_length: int = 120
+    collect_seed: int = 0
+
+
+@dataclass
+class ExperimentFile:
+    """An experiment config's sections: ``[run]`` holds cola_train RunConfig values shared by every run,
+    ``[eval]`` the cola_eval ReportOptions every run is evaluated with."""
+
+    experiment: Schedule = field(default_factory=Schedule)
+    data: Collection = field(default_factory=Collection)
+    run: dict[str, Any] = field(default_factory=dict)
+    eval: ReportOptions = field(default_factory=ReportOptions)
+
+
+@dataclass
+class Experiment(Schedule):
+    """One size of the experiment: its schedule, collection, shared run values and evaluation options."""
+
+    size: str = "cpu"
+    data: Collection = field(default_factory=Collection)
+    run: dict[str, Any] = field(default_factory=dict)
+    eval: ReportOptions = field(default_factory=ReportOptions)
     source: str = ""
-    planning: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path, size: str) -> Experiment:
+        """Read ``path`` with cola_train's config loader: unknown keys are errors naming the closest valid
+        one, and ``[run]`` must make a valid RunConfig."""
+        from cola_train import RunConfig
+        from cola_train.config import build_section, read_config_file
+
         if not path.is_file():
             raise ValueError(f"experiment config {path} does not exist; sizes are {', '.join(SIZES)}")
-        values = tomllib.loads(path.read_text())
-        known = {"experiment", "data", "run", "eval"}
-        if set(values) - known:
-            raise ValueError(
-                f"{path}: unknown sections {sorted(set(values) - known)}; valid: {sorted(known)}"
-            )
-        experiment = dict(values.get("experiment", {}))
-        evaluation = dict(values.get("eval", {}))
-        planning = evaluation.pop("planning", {})
-        try:
-            loaded = cls(
-                size=size,
-                seeds=[int(s) for s in experiment.pop("seeds")],
-                budget=int(experiment.pop("budget")),
-                cola_warmup_fraction=float(experiment.pop("cola_warmup_fraction")),
-                warmup_fractions=[float(f) for f in experiment.pop("warmup_fractions")],
-                adaptive_max_fraction=float(experiment.pop("adaptive_max_fraction")),
-                chunk_minutes=float(experiment.pop("chunk_minutes", 0)),
-                data=values["data"],
-                run=values.get("run", {}),
-                eval=evaluation,
-                source=str(path),
-                planning=planning,
-            )
-        except KeyError as missing:
-            raise ValueError(f"{path} lacks the key {missing}; see configs/reproduce-cpu.toml") from None
-        if experiment:
-            raise ValueError(f"{path}: unknown [experiment] keys {sorted(experiment)}")
+        sections = build_section(ExperimentFile, read_config_file(path))
+        RunConfig.from_dict(copy.deepcopy(sections.run))
+        loaded = cls(
+            **dataclasses.asdict(sections.experiment),
+            size=size,
+            data=sections.data,
+            run=sections.run,
+            eval=sections.eval,
+            source=str(path),
+        )
         loaded.validate()
         return loaded
 
@@ -82,8 +106,15 @@ class Experiment:
         for fraction in [*self.warmup_fractions, self.adaptive_max_fraction]:
             if not 0.0 <= fraction < 1.0:
                 raise ValueError(f"warm-up fractions must be in [0, 1), got {fraction}")
-        if self.eval.get("planning_runs", "methods") not in ("methods", "all", "none"):
-            raise ValueError("eval.planning_runs must be 'methods', 'all' or 'none'")
+        if self.planning_runs not in PLANNING_RUNS:
+            raise ValueError(
+                f"experiment.planning_runs must be one of {PLANNING_RUNS}, got {self.planning_runs!r}"
+            )
+
+    def planning_config(self) -> Any:
+        from cola_eval.planning import PlanningConfig
+
+        return PlanningConfig(**self.eval.planning_config)
 
 
 # ----------------------------------------------------------------------------------------------------

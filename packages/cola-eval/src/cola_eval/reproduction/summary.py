@@ -24,10 +24,10 @@ METHOD_COLUMNS = (
     ("inferred/action_recovery", "action recovery (%)"),
     ("codebook/utilization", "code utilization"),
     ("codebook/entropy", "code entropy (nats)"),
-    ("probe/r2", "probe R^2"),
+    ("probe/embedding/r2", "probe R^2"),
     ("adapter_degradation/psnr_db", "adapter drop (dB PSNR)"),
     ("adapter_degradation/fvd", "adapter drop (FVD)"),
-    ("planning/success", "planning success"),
+    ("planning/world_model/success", "planning success"),
 )
 ABLATION_COLUMNS = (
     ("codebook/utilization", "code utilization"),
@@ -35,7 +35,7 @@ ABLATION_COLUMNS = (
     ("codebook/max_share", "top code share"),
     ("inferred/psnr", "PSNR (dB)"),
     ("delta_psnr", "delta-PSNR (dB)"),
-    ("probe/r2", "probe R^2"),
+    ("probe/embedding/r2", "probe R^2"),
 )
 # (claim, metric, higher is better, the paper's figures)
 CLAIMS = (
@@ -63,7 +63,7 @@ CLAIMS = (
         False,
         "FVD +19.0 (74.65 -> 93.68) vs +41.9 (73.54 -> 115.45)",
     ),
-    ("co-evolution plans better than two-stage", "planning/success", True, "VP2 13.12% vs 6.94%"),
+    ("co-evolution plans better than two-stage", "planning/world_model/success", True, "VP2 13.12% vs 6.94%"),
 )
 # Per-seed differences no larger than these are ties: below what the metric resolves on a few dozen
 # held-out clips (PSNR, SSIM, LPIPS, FVD) or a few hundred held-out transitions (utilization). Planning
@@ -78,7 +78,7 @@ TIE_THRESHOLDS = {
     "codebook/utilization": 0.02,
 }
 # Metrics with a floor both methods can sit at, where a comparison says nothing about the methods.
-FLOORS = {"planning/success": 0.0}
+FLOORS = {"planning/world_model/success": 0.0}
 
 
 def read_evaluations(out: Path, seeds: list[int], runs: list[str]) -> dict[str, dict[int, dict[str, Any]]]:
@@ -250,7 +250,7 @@ def curves(out: Path, seeds: list[int], chain: list[str], bin_steps: int = 10) -
     from the one before, whose step counts restart at 0). Steps are binned to ``bin_steps`` (the logging
     interval) so seeds whose chains log at shifted steps (adaptive warm-ups of different lengths) average
     together instead of alternating."""
-    from reproduction.plan import finished_stage_steps
+    from cola_eval.reproduction.plan import finished_stage_steps
 
     series: dict[str, dict[int, list[float]]] = {"utilization": {}, "entropy": {}}
     for seed in seeds:
@@ -312,7 +312,7 @@ def _table(rows: dict[str, dict[str, Any]], columns: tuple[tuple[str, str], ...]
 
 def write_summary(experiment: Any, out: Path, methods: dict[str, str], runs: list[str]) -> list[Path]:
     """results.md, results.json and utilization.png in ``out``."""
-    from reproduction.plan import fraction_name, warmup_run_name, warmup_steps
+    from cola_eval.reproduction.plan import fraction_name, warmup_run_name, warmup_steps
 
     evaluations = read_evaluations(out, experiment.seeds, runs)
     keys = {key for key, _ in METHOD_COLUMNS} | {key for key, _ in ABLATION_COLUMNS}

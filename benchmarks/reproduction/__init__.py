@@ -1,1 +1,0 @@
-"""Parts of benchmarks/reproduce.py: evaluation, timing estimate, summary table and plots."""

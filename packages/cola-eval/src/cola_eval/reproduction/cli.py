@@ -1,0 +1,111 @@
+"""Reproduce the paper's claims at small scale with one command: warm-up vs collapse, co-evolution vs
+two-stage, planning.
+
+    uv run python benchmarks/reproduce.py --size cpu --out benchmarks/results/reproduce-cpu --workers 2
+    uv run python -m cola_eval.reproduction --size gpu --out DIR   # resumable chunks: rerun until done
+
+Per seed one world model is pretrained (action-free), then every method branches from it with the same step
+budget, batch and learning rates: two-stage (lam_recon, then wm_finetune with the LAM frozen), joint without
+warm-up, CoLA (warm-up, then joint), CoLA with the engine's adaptive warm-up, plus the warm-up ablation
+(0, 1/8, 1/4, 1/2 of the budget; runs shared with the methods are trained once). Each branch is a resumable
+cola-train run in OUT/runs/seed<N>/<run>/ (config.json, metrics.jsonl, models/); each finished unit leaves a
+marker, so a killed or chunked run continues where it stopped. Each training run and each evaluation is a job
+(cola_eval.reproduction.jobs); ``--workers N`` runs independent jobs in N processes with cores // N torch
+threads each, a branch only after its parent (the seed's pretrain; the adaptive warm-up for the adaptive
+joint run). The summary (results.md, results.json, utilization.png) is recomputed from the evaluations every
+time the experiment completes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from cola_eval.reproduction.driver import Driver
+from cola_eval.reproduction.jobs import JobFailed
+from cola_eval.reproduction.plan import SIZES, Experiment, size_config
+
+# Exit status of a run that stopped at its chunk limit: call again to continue.
+EXIT_UNFINISHED = 75
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--size", choices=SIZES, required=True, help="the shipped configs/reproduce-<size>.toml"
+    )
+    parser.add_argument("--config", type=Path, help="another experiment TOML instead of the size's")
+    parser.add_argument("--out", type=Path, required=True, help="results folder (data, runs, tables, plots)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="override the config's seeds")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        help="stop cleanly after this many minutes (default: the config's "
+        f"chunk_minutes); exit status {EXIT_UNFINISHED} means: run the same command again to continue",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes running independent jobs (training runs, evaluations) at once, needs first "
+        "(default 1: every job in this process); at most one per core",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads per worker (default: cores // workers, at most OMP_NUM_THREADS where set); "
+        "workers x threads may not exceed the "
+        "cores. On a machine shared with other jobs, fewer avoid oversubscribed OpenMP, which can be tens "
+        "of times slower",
+    )
+    parser.add_argument("--estimate-only", action="store_true", help="collect data, print the estimate, exit")
+    return parser.parse_args(argv)
+
+
+def threads_per_worker(workers: int, threads: int | None, cores: int) -> int:
+    """Torch threads for each worker: ``threads`` or an even share of the cores, never more than the cores
+    in total."""
+    if not 1 <= workers <= cores:
+        raise ValueError(f"--workers must be in [1, {cores}] (one per core at most), got {workers}")
+    if threads is None:
+        # OMP_NUM_THREADS, where set, caps each process's threads (the machine's other users asked for it).
+        ceiling = int(os.environ.get("OMP_NUM_THREADS") or cores)
+        return max(1, min(cores // workers, ceiling))
+    if threads < 1 or threads * workers > cores:
+        raise ValueError(
+            f"--threads {threads} x --workers {workers} must be in [1, {cores}] (cores): more threads than "
+            "cores oversubscribe OpenMP, tens of times slower"
+        )
+    return threads
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = args.config or size_config(args.size)
+    try:
+        threads = threads_per_worker(args.workers, args.threads, os.cpu_count() or 1)
+        # This process measures the estimate's timings, at the thread count each worker will have.
+        torch.set_num_threads(threads)
+        experiment = Experiment.load(config, args.size)
+        if args.seeds:
+            experiment.seeds = list(args.seeds)
+        max_minutes = args.max_minutes if args.max_minutes is not None else experiment.chunk_minutes
+        driver = Driver(experiment, args.out, max_minutes or None)
+        driver.say(
+            f"size {args.size} from {config}; seeds {experiment.seeds}; out {driver.out}; "
+            f"device {driver.device}; {args.workers} worker(s) x {threads} torch thread(s)"
+        )
+        complete = driver.run(args.estimate_only, args.workers, threads)
+    except ValueError as error:
+        print(f"reproduce: error: {error}", file=sys.stderr)
+        return 2
+    except JobFailed as failure:
+        print(f"reproduce: error: {failure}", file=sys.stderr)
+        return 1
+    if args.estimate_only:
+        return 0
+    return 0 if complete else EXIT_UNFINISHED

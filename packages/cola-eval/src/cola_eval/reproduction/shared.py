@@ -1,0 +1,148 @@
+"""What every evaluated run of the reproduction shares (clips, metric networks, planning readout and pairs),
+and one run's evaluation.json.
+
+Every run is scored by :func:`cola_eval.evaluation.evaluate_run` on the same held-out clips with the
+experiment's ``[eval]`` options (the same settings as `cola-eval report`'s flags), the same planning pairs
+and the same block-pose readout, trained once and kept on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cola_eval.evaluation import EvaluationData, MetricNetworks, PlanningSetup, RunEvaluation, device_of
+
+
+@dataclass
+class SharedEvaluation:
+    """The experiment's evaluation data and where its shared files go (OUT/shared)."""
+
+    experiment: Any
+    data: EvaluationData
+    out: Path
+    say: Callable[[str], None] = print
+
+    @classmethod
+    def build(
+        cls, experiment: Any, episodes: list[Any], out: Path, say: Callable[[str], None]
+    ) -> SharedEvaluation:
+        from cola_eval.evaluation import clip_sets
+
+        options = experiment.eval
+        data = experiment.run.get("data", {})
+        frames = options.frames or int(data.get("clip_length", 8))
+        held_out, train = clip_sets(
+            episodes, frames, int(data.get("frame_size", 64)), int(data.get("frame_skip", 1)), options.split
+        )
+        networks = MetricNetworks(options, device_of(options.device))
+        shared = cls(experiment, EvaluationData(held_out, train, frames, networks), out / "shared", say)
+        if experiment.planning_runs != "none":
+            shared.data.planning = shared._planning()
+        return shared
+
+    def _planning(self) -> PlanningSetup:
+        """The planning pairs and the block-pose readout of the planning cost: trained once on the train
+        episodes, kept on disk."""
+        from safetensors.torch import load_model, save_model
+
+        from cola_eval.evaluation import planning_setup
+        from cola_eval.planning import ReadoutConfig, StateReadout, labelled_frames, readout_errors
+
+        options = self.experiment.eval
+        folder = self.out / "readout"
+        weights, record = folder / "model.safetensors", folder / "readout.json"
+        if weights.exists() and record.exists():
+            saved = json.loads(record.read_text())
+            readout = StateReadout(ReadoutConfig(**saved["config"]))
+            load_model(readout, weights)
+            return planning_setup(self.data.held_out, self.data.train, options, readout.eval())
+        self.say(f"training the block-pose readout of the planning cost ({options.readout_steps} steps)")
+        setup = planning_setup(self.data.held_out, self.data.train, options)
+        errors = readout_errors(setup.readout, *labelled_frames(self.data.held_out.episodes))
+        folder.mkdir(parents=True, exist_ok=True)
+        save_model(setup.readout, str(weights))
+        summary = {"position_px": errors.position_px, "angle_rad": errors.angle_rad, "frames": errors.frames}
+        record.write_text(
+            json.dumps(
+                {"config": dataclasses.asdict(setup.readout.config), "held_out_errors": summary}, indent=2
+            )
+        )
+        setup.readout.eval()
+        return setup
+
+    def readout_errors(self) -> dict[str, float]:
+        return json.loads((self.out / "readout" / "readout.json").read_text())["held_out_errors"]
+
+    def reference_planning(self) -> dict[str, Any] | None:
+        """The true simulator (oracle) and a random policy on the same pairs: the scale's two ends.
+
+        The oracle scores its rollouts with the true block pose (``state_pose``): a perfect model with a
+        perfect cost, and no frames to render, which keeps the reference affordable on a CPU.
+        """
+        setup = self.data.planning
+        if setup is None:
+            return None
+        path = self.out / "planning_reference.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        references: dict[str, Any] = {}
+        seed = self.experiment.eval.seed
+        for name in ("oracle", "random"):
+            self.say(f"planning reference: {name} on {len(setup.pairs)} start/goal pairs")
+            started = time.perf_counter()
+            cost = "state_pose" if name == "oracle" else "block_pose"
+            result = setup.plan(self.data.held_out.episodes, name, seed, cost)
+            references[name] = planning_record(result) | {
+                "cost": cost,
+                "seconds": time.perf_counter() - started,
+            }
+        references["readout_held_out_errors"] = self.readout_errors()
+        references["config"] = self.experiment.eval.planning_config
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(references, indent=2))
+        return references
+
+    def evaluate(self, run_dir: Path, plan: bool) -> dict[str, Any]:
+        """evaluation.json of one finished run; ``plan``: with PushT planning."""
+        from cola_train import load_trained
+
+        from cola_eval.evaluation import evaluate_run
+
+        options = dataclasses.replace(self.experiment.eval, planning=plan)
+        return evaluation_record(evaluate_run(load_trained(run_dir), self.data, options), options)
+
+
+PLANNING_KEEP = (
+    "success",
+    "success_strict",
+    "num_pairs",
+    "seconds_per_mpc_step",
+    "mpc_steps",
+    "mean_final_block_error_px",
+    "mean_final_angle_error_rad",
+    "pairs",
+)
+
+
+def planning_record(result: dict[str, Any]) -> dict[str, Any]:
+    return {key: result[key] for key in PLANNING_KEEP}
+
+
+def evaluation_record(evaluation: RunEvaluation, options: Any) -> dict[str, Any]:
+    """A run's evaluation.json: each metric's value (None where it could not be computed) and, apart, why
+    the missing ones are missing."""
+    return {
+        "run_dir": evaluation.run_dir,
+        "metrics": evaluation.values(),
+        "unavailable": evaluation.unavailable(),
+        "collapse_warnings": evaluation.collapse_warnings,
+        "counts": evaluation.counts,
+        "planning": planning_record(evaluation.planning) if evaluation.planning else None,
+        "settings": {"frames": evaluation.frames, **dataclasses.asdict(options)},
+    }
