@@ -65,7 +65,7 @@ def test_config_json_of_runs_before_typed_model_configs_loads() -> None:
     assert config.data.clip_length == saved["data"]["clip_length"]
     quickstart = RunConfig.preset("quickstart").to_dict()
     quickstart["model"]["lam"] = {"dead_code_steps": 10, "variance_floor": 0.1}
-    quickstart["model"]["wm"] = {}
+    quickstart["model"]["wm"] = {"guidance_scale": 4.0}
     assert RunConfig.from_dict(quickstart) == RunConfig.preset("quickstart")
 
 
