@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from cola_train.data.pusht_layout import DELTA_COLUMNS
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
@@ -28,7 +29,7 @@ class AdapterConfig:
     frame_size: int = 64
     channels: int = 3
     frame_features: int = 128
-    action_columns: list[int] = field(default_factory=lambda: [2, 3])
+    action_columns: list[int] = field(default_factory=lambda: list(DELTA_COLUMNS))
 
     def __post_init__(self) -> None:
         for name in (
@@ -244,7 +245,7 @@ def train_adapter(
     use_frames: bool = False,
     labelled_fraction: float = 0.1,
     seed: int = 0,
-    action_columns: Sequence[int] = (2, 3),
+    action_columns: Sequence[int] = tuple(DELTA_COLUMNS),
     hidden: int = 256,
     batch_size: int = 256,
     lr: float = 1e-3,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from cola_train.data.pusht_layout import ACTION_NAMES, DELTA_COLUMNS
 
 from cola_eval.weights import WeightsUnavailable
 
@@ -198,7 +199,7 @@ def adapter_columns(options: ReportOptions, action_width: int) -> list[int]:
         if bad:
             raise ValueError(f"adapter columns {bad} are outside the dataset's {action_width} action columns")
         return list(options.adapter_columns)
-    return [2, 3] if action_width == 4 else list(range(action_width))
+    return list(DELTA_COLUMNS) if action_width == len(ACTION_NAMES) else list(range(action_width))
 
 
 def evaluate_run(run: Any, data: EvaluationData, options: ReportOptions) -> RunEvaluation:

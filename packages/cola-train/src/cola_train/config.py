@@ -20,6 +20,8 @@ from typing import Any
 from cola_lam.config import LAMConfig
 from cola_wm.config import DiTConfig
 
+from cola_train.data.pusht_layout import DELTA_COLUMNS
+
 STAGE_NAMES = ("pretrain", "warmup", "joint", "lam_recon", "wm_finetune")
 
 
@@ -58,7 +60,7 @@ class ModelConfig:
     lam: LAMConfig = field(default_factory=LAMConfig)
     wm: DiTConfig = field(default_factory=DiTConfig)
     actions: str = "latent"
-    real_action_columns: list[int] = field(default_factory=lambda: [2, 3])
+    real_action_columns: list[int] = field(default_factory=lambda: list(DELTA_COLUMNS))
 
 
 @dataclass

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from cola_train.data.pusht_layout import DELTA_COLUMNS
 
 TIMED_STEPS = 3
 STAGES = ("pretrain", "lam_recon", "wm_finetune", "warmup", "joint")
@@ -90,7 +91,7 @@ def evaluation_timings(driver: Any) -> dict[str, float]:
             num_codes=lam.config.num_codes,
             code_dim=lam.config.code_dim,
             frame_size=lam.config.frame_size,
-            action_columns=[2, 3],
+            action_columns=list(DELTA_COLUMNS),
         )
     )
     fake_actions = torch.randn(512, 2)
