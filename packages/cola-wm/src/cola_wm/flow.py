@@ -104,7 +104,7 @@ def flow_matching_loss(
     One flow time per sample, uniform or logit-normal (sigmoid of a standard normal), then shifted toward
     noise by ``time_shift`` (:func:`shift_time`; 1: no shift). Where the moving object is small, it is still
     visible in ``x_t`` at middle flow times, so a model can read where it went from the noisy frame itself;
-    only near pure noise does the prediction depend on the action. In training mode, each
+    only near pure noise does the prediction depend on the action (docs/decisions.md). In training mode, each
     sample's actions are swapped for the learned null action with probability ``model.config.action_dropout``,
     so the same model also learns the unconditional velocity that classifier-free guidance needs.
     """
