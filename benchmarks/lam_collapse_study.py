@@ -77,7 +77,13 @@ def score(lam: Any, wm: Any, data: dict, max_clips: int) -> dict[str, float]:
     )
     health = codebook_usage(lam, held_out, max_clips=max_clips).health()
     rollouts = evaluate_rollouts(
-        wm, lam, held_out, sources=("inferred", "shuffled"), max_clips=max_clips, agent_states=True
+        wm,
+        lam,
+        held_out,
+        sources=("inferred", "shuffled"),
+        max_clips=max_clips,
+        agent_states=True,
+        guidance_scale=1.0,
     )
     scores = rollouts.controllability()
     guided = evaluate_rollouts(
