@@ -76,25 +76,18 @@ def score(lam: Any, wm: Any, data: dict, max_clips: int) -> dict[str, float]:
         load_episodes(data["path"]), data["clip_length"], frame_skip=data["frame_skip"], split="test"
     )
     health = codebook_usage(lam, held_out, max_clips=max_clips).health()
-    rollouts = evaluate_rollouts(
-        wm,
-        lam,
-        held_out,
-        sources=("inferred", "shuffled"),
-        max_clips=max_clips,
-        agent_states=True,
-        guidance_scale=1.0,
+    scores, guided = (
+        evaluate_rollouts(
+            wm,
+            lam,
+            held_out,
+            sources=("inferred", "shuffled"),
+            max_clips=max_clips,
+            agent_states=True,
+            guidance_scale=scale,
+        ).controllability()
+        for scale in (1.0, 4.0)
     )
-    scores = rollouts.controllability()
-    guided = evaluate_rollouts(
-        wm,
-        lam,
-        held_out,
-        sources=("inferred", "shuffled"),
-        max_clips=max_clips,
-        agent_states=True,
-        guidance_scale=4.0,
-    ).controllability()
     return {
         "utilization": health["utilization"],
         "latent_spread": health["latent_spread"],
