@@ -40,6 +40,23 @@ VARIANTS: dict[str, list[str]] = {
         'train.time_sampling="uniform"',
         "train.time_shift=3.0",
     ],
+    # round 4: one factor at a time on top of floor + frame difference (the quickstart's LAM since round 3)
+    "floor_diff": ["model.lam.variance_floor=0.1", 'model.lam.idm_input="difference"'],
+    "floor_diff_l2_codes": [
+        "model.lam.variance_floor=0.1",
+        'model.lam.idm_input="difference"',
+        "model.lam.l2_normalize=true",
+    ],
+    "floor_diff_no_crop": [
+        "model.lam.variance_floor=0.1",
+        'model.lam.idm_input="difference"',
+        "train.crop_scale_min=1.0",
+    ],
+    "floor_diff_lr_action_3e-3": [
+        "model.lam.variance_floor=0.1",
+        'model.lam.idm_input="difference"',
+        "optim.lr_action=3e-3",
+    ],
 }
 
 
@@ -97,12 +114,21 @@ def score(lam: Any, wm: Any, data: dict, max_clips: int) -> dict[str, float]:
         "moving_delta": scores["inferred"].moving_psnr - scores["shuffled"].moving_psnr,
         "agent_error_inferred_g4": guided["inferred"].agent_error,
         "agent_error_shuffled_g4": guided["shuffled"].agent_error,
+        "moving_delta_g4": guided["inferred"].moving_psnr - guided["shuffled"].moving_psnr,
         "n_clips": min(max_clips, len(held_out)),
     }
 
 
 def table(runs: list[dict]) -> str:
-    keys = ["utilization", "latent_spread", "code_spread", "agent_error_inferred", "agent_error_shuffled"]
+    keys = [
+        "utilization",
+        "latent_spread",
+        "code_spread",
+        "agent_error_inferred",
+        "agent_error_shuffled",
+        "moving_delta",
+        "moving_delta_g4",
+    ]
     ratios = {
         "ratio": ("agent_error_inferred", "agent_error_shuffled"),
         "ratio at guidance 4": ("agent_error_inferred_g4", "agent_error_shuffled_g4"),
@@ -119,7 +145,7 @@ def table(runs: list[dict]) -> str:
                 top, bottom = ratios[key]
                 values = [g[top] / g[bottom] for g in group if top in g]
             else:
-                values = [g[key] for g in group]
+                values = [g[key] for g in group if key in g]
             if not values:
                 cells.append("not run")
                 continue
