@@ -1,14 +1,18 @@
-"""Transformer pieces shared by the IDM and the LAMDecoder (attention and position codes by the DiT too):
+"""Transformer pieces shared by the IDM and the LAMDecoder (attention, MLP and position codes by the DiT too):
 patching, attention, MLP, position codes."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+
+V = TypeVar("V")
 
 
 def patchify(frames: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -59,14 +63,52 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
+    """Two linear layers with a tanh-approximated GELU between them, as in timm and DiT (whose submodule names
+    ``fc1`` / ``fc2`` it keeps). Shared by the IDM, the LAMDecoder and the DiT."""
+
     def __init__(self, width: int, mlp_ratio: float) -> None:
         super().__init__()
         hidden = int(width * mlp_ratio)
-        self.fc = nn.Linear(width, hidden)
-        self.proj = nn.Linear(hidden, width)
+        self.fc1 = nn.Linear(width, hidden)
+        self.fc2 = nn.Linear(hidden, width)
+        # LAM weights saved before the LAM and the DiT shared this class call these layers fc / proj (files,
+        # Hub repos, training checkpoints): load_state_dict renames them.
+        self._register_load_state_dict_pre_hook(self._upgrade_legacy_keys)
+
+    def _upgrade_legacy_keys(self, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+        for old, new in legacy_mlp_renames(self, state_dict, prefix).items():
+            state_dict[new] = state_dict.pop(old)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+_LEGACY_MLP_NAMES = {"fc.": "fc1.", "proj.": "fc2."}
+
+
+def legacy_mlp_renames(module: nn.Module, keys: Iterable[str], prefix: str = "") -> dict[str, str]:
+    """Old -> new name of each of ``keys`` (state-dict keys of ``module``, each under ``prefix``) that an
+    :class:`MLP` of ``module`` had before the MLPs were shared (``fc.`` -> ``fc1.``, ``proj.`` -> ``fc2.``);
+    a key whose new name is among ``keys`` too is left alone."""
+    keys = set(keys)
+    renames = {}
+    for name, child in module.named_modules():
+        if isinstance(child, MLP):
+            mlp = f"{prefix}{name}." if name else prefix
+            for old, new in _LEGACY_MLP_NAMES.items():
+                for key in keys:
+                    if key.startswith(mlp + old):
+                        renamed = mlp + new + key.removeprefix(mlp + old)
+                        if renamed not in keys:
+                            renames[key] = renamed
+    return renames
+
+
+def upgrade_legacy_mlp_keys(module: nn.Module, state_dict: Mapping[str, V]) -> dict[str, V]:
+    """``state_dict`` for ``module`` with its MLP keys renamed as :func:`legacy_mlp_renames` says: for code
+    that compares key sets before ``load_state_dict`` (which renames them itself)."""
+    renames = legacy_mlp_renames(module, state_dict)
+    return {renames.get(key, key): value for key, value in state_dict.items()}
 
 
 class SpatialBlock(nn.Module):

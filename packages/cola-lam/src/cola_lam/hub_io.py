@@ -18,6 +18,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from cola_lam.blocks import upgrade_legacy_mlp_keys
+
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "checksums.json"
@@ -62,7 +64,8 @@ def verify_manifest(path: Path) -> None:
 
 def load_state_strict(module: nn.Module, state: dict[str, Any], where: str) -> None:
     """``module.load_state_dict(state)`` with a ValueError naming the missing, unexpected or misshapen
-    keys and ``where`` the weights came from."""
+    keys and ``where`` the weights came from. MLP keys saved before the MLPs were shared load too."""
+    state = upgrade_legacy_mlp_keys(module, state)
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

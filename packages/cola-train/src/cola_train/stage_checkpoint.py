@@ -3,7 +3,10 @@ and how a resumed run restores it. The file format is :mod:`cola_train.checkpoin
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from cola_lam.blocks import legacy_mlp_renames, upgrade_legacy_mlp_keys
 from cola_lam.hub_io import load_state_strict
 from torch import nn
 
@@ -83,13 +86,29 @@ def resume_stage(
     resume = session.resume
     if resume is None or resume.state["stage"] != name:
         return 0
-    optimizer_from_tensors(
-        optimizer, parameter_names(session.models), resume.group("optim"), resume.state["optim"]
+    tensors, meta = _upgrade_legacy_optimizer_names(
+        session.models, resume.group("optim"), resume.state["optim"]
     )
+    optimizer_from_tensors(optimizer, parameter_names(session.models), tensors, meta)
     adaptive.load(resume.state.get("adaptive"))
     restore_rng(resume.group("rng"), resume.state["rng"])
     session.resume = None
     return resume.state["step"]
+
+
+def _upgrade_legacy_optimizer_names(
+    models: nn.Module, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Optimizer state of a checkpoint written before the MLPs were shared, under today's parameter names
+    (the model weights are renamed by ``load_state_dict`` / :func:`load_state_strict`)."""
+    renames = legacy_mlp_renames(models, (name for group in meta["param_groups"] for name in group["params"]))
+    if not renames:
+        return tensors, meta
+    groups = [
+        {**group, "params": [renames.get(n, n) for n in group["params"]]} for group in meta["param_groups"]
+    ]
+    scalars = {renames.get(name, name): value for name, value in meta["scalars"].items()}
+    return upgrade_legacy_mlp_keys(models, tensors), {**meta, "param_groups": groups, "scalars": scalars}
 
 
 def restore_models(session: Session, checkpoint: Checkpoint) -> None:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from cola_wm.config import DiTConfig
-from cola_wm.layers import Attention, Mlp, sincos_embedding
+from cola_wm.layers import MLP, Attention, sincos_embedding
 
 # shift, scale and gate for each of a DiT block's three sub-layers (spatial attention, temporal attention,
 # MLP)
@@ -34,7 +34,7 @@ class ActionBlock(nn.Module):
         self.norm1 = nn.LayerNorm(width)
         self.attn = Attention(width, heads, causal=True)
         self.norm2 = nn.LayerNorm(width)
-        self.mlp = Mlp(width, mlp_ratio)
+        self.mlp = MLP(width, mlp_ratio)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))

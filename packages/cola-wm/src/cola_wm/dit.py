@@ -21,7 +21,7 @@ from torch import nn
 from cola_wm.actions import MODULATIONS_PER_BLOCK, ActionConditioner
 from cola_wm.config import DiTConfig
 from cola_wm.kernels import adaln_modulate, gated_residual
-from cola_wm.layers import Attention, Mlp, TimestepEmbedder, sincos_embedding, sincos_embedding_2d
+from cola_wm.layers import MLP, Attention, TimestepEmbedder, sincos_embedding, sincos_embedding_2d
 
 ACTION_PREFIX = "action_conditioner."
 
@@ -40,7 +40,7 @@ class DiTBlock(nn.Module):
         self.eps = config.norm_eps
         self.spatial_attn = Attention(config.width, config.heads, causal=False)
         self.temporal_attn = Attention(config.width, config.heads, causal=True)
-        self.mlp = Mlp(config.width, config.mlp_ratio)
+        self.mlp = MLP(config.width, config.mlp_ratio)
         self.modulation = nn.Sequential(
             nn.SiLU(), nn.Linear(config.width, MODULATIONS_PER_BLOCK * config.width)
         )
