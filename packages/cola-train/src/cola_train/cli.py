@@ -46,7 +46,24 @@ def _add_quickstart_command(commands: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="config override, e.g. joint.steps=100 (repeatable)",
     )
+    _add_threads_flag(quick)
     quick.set_defaults(func=_quickstart)
+
+
+def _add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch threads for CPU training (sets train.threads): N fixes the count; 0, the default, adapts "
+        "it to the machine's load as the run goes (with OMP_NUM_THREADS set, that count is kept instead)",
+    )
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` overrides, then ``--threads`` (which wins over a ``--set train.threads``)."""
+    threads = [] if args.threads is None else [f"train.threads={args.threads}"]
+    return [*args.overrides, *threads]
 
 
 def _add_run_command(
@@ -81,6 +98,7 @@ def _add_run_command(
         "repo id); the stages of this config then run from their first step",
     )
     run.add_argument("--push-to-hub", metavar="REPO", help="push models, config and metrics to this Hub repo")
+    _add_threads_flag(run)
     run.set_defaults(func=_run, stages=stages)
 
 
@@ -88,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
     from cola_train.config import load_config
     from cola_train.pipeline import train
 
-    overrides = list(args.overrides)
+    overrides = _overrides(args)
     if args.stages is not None:
         overrides.insert(0, "stages=[" + ", ".join(f'"{s}"' for s in args.stages) + "]")
     config = load_config(args.config, overrides, preset=args.preset)
@@ -107,7 +125,7 @@ def _run(args: argparse.Namespace) -> int:
 def _quickstart(args: argparse.Namespace) -> int:
     from cola_train.quickstart import quickstart
 
-    run_dir = quickstart(args.out, overrides=args.overrides)
+    run_dir = quickstart(args.out, overrides=_overrides(args))
     _print_where(run_dir)
     return 0
 

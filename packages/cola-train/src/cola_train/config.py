@@ -72,6 +72,9 @@ class TrainConfig:
     processes share the shards. ``motion_weight``: the flow loss weights the pixels that move between the
     context frame and each target frame ``1 + motion_weight`` times (``cola_wm.flow_matching_loss``).
     ``time_shift`` moves the sampled flow times toward noise (``cola_wm.shift_time``; 1: no shift).
+    ``threads``: torch threads on a CPU run; 0 adapts the count to the machine's load as the run goes
+    (:mod:`cola_train.threads`), N >= 1 fixes it. It changes the speed, not what is computed beyond the last
+    digits, so a run resumes under another count.
     """
 
     batch_size: int = 8
@@ -88,6 +91,7 @@ class TrainConfig:
     device: str = "auto"
     strategy: str = "ddp"
     progress: bool = True
+    threads: int = 0
 
 
 @dataclass
@@ -504,11 +508,17 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+# Keys that change how fast a run goes, not what it computes: a run resumes under other values (a user whose
+# machine got busy restarts with --threads 1).
+SPEED_KEYS = frozenset({"train.threads"})
+
+
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Human-readable ``key: saved -> current`` lines for every key whose value differs."""
+    """Human-readable ``key: saved -> current`` lines for every key whose value differs (but the
+    :data:`SPEED_KEYS`)."""
     old, new = flatten(saved), flatten(current)
     return [
         f"{key}: {old.get(key, '<unset>')!r} -> {new.get(key, '<unset>')!r}"
         for key in sorted(set(old) | set(new))
-        if old.get(key, "<unset>") != new.get(key, "<unset>")
+        if key not in SPEED_KEYS and old.get(key, "<unset>") != new.get(key, "<unset>")
     ]

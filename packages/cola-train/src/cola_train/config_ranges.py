@@ -56,6 +56,7 @@ RANGES: dict[str, Range] = {
     "train.log_every": POSITIVE,
     "train.checkpoint_every": POSITIVE,
     "train.keep_checkpoints": POSITIVE,
+    "train.threads": Range(0, INF, hint="0 adapts the count to the load, N >= 1 fixes it"),
     "optim.lr_lam": LEARNING_RATE,
     "optim.lr_action": LEARNING_RATE,
     "optim.lr_dit": LEARNING_RATE,

@@ -3,7 +3,8 @@
 Each step is a pure function of (seed, stage, step) (see :mod:`cola_train.batches`), so a resumed run
 reproduces an uninterrupted one, and N processes that split the shards reproduce one process that accumulates
 them. Values come back from the device only at log steps (:mod:`cola_train.step_log`) and in the one check
-per step that nothing diverged.
+per step that nothing diverged. On a CPU the torch thread count follows the machine's load
+(:mod:`cola_train.threads`).
 """
 
 from __future__ import annotations
@@ -78,8 +79,10 @@ def run_stage(session: Session, name: str) -> StageOutcome:
     progress = _progress_bar(config, session.context, name, stage.total, start)
     window = LogWindow(time.perf_counter())
     result, ended_early, step = None, False, start
+    session.threads.start()
     for step in range(start, stage.total):
         result = train_step(stage, step)
+        session.threads.step_done()
         window.add(result.losses.codes)
         stage.adaptive.add(result.losses.loss, result.losses.codes, session.models)
         done = step + 1

@@ -143,7 +143,7 @@ def run_stages(
             fit_real_actions(session)
             return [run_stage(session, name) for name in names]
         finally:
-            session.log.close()
+            session.close()
 
 
 def pretrain(config: RunConfig, models: CoLA, data: Any, run_dir: Path | None = None) -> StageOutcome:
@@ -283,7 +283,7 @@ def _train_locked(
         kept = latest_checkpoint(run_dir / "checkpoints")
         raise RunStorageError(storage_error_message(run_dir, error, kept)) from error
     finally:
-        session.log.close()
+        session.close()
     if context.is_main and push_to_hub:
         push_run(run_dir, push_to_hub)
     barrier(context)

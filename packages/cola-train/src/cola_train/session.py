@@ -12,6 +12,7 @@ from cola_train.distributed import DistContext
 from cola_train.metrics_log import MetricsLog
 from cola_train.model import CoLA
 from cola_train.optim import EMA
+from cola_train.threads import ThreadPolicy, thread_policy
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Session:
     resume: Checkpoint | None = None
     collapse_streak: str | None = None
     log: MetricsLog = field(init=False)
+    threads: ThreadPolicy = field(init=False)
 
     def __post_init__(self) -> None:
         if self.ema is None:
@@ -38,6 +40,12 @@ class Session:
             if self.run_dir is not None
             else MetricsLog(Path("."), enabled=False)
         )
+        self.threads = thread_policy(self.config.train.threads, self.context.device)
+
+    def close(self) -> None:
+        """The run ends: close the metrics log, give back the caller's torch thread count."""
+        self.log.close()
+        self.threads.restore()
 
     @property
     def checkpoint_dir(self) -> Path | None:
