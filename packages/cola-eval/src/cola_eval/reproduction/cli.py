@@ -80,7 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also train and evaluate the gradient-path ablations (joint with the LAM frozen, with the world "
         "model frozen, with the gradient into the LAM stopped; the config's experiment.gradient_ablations). "
-        "On a folder a call without it finished, only the new runs and their evaluations run",
+        "On a folder a call without it finished, only the new runs and their evaluations run; later calls "
+        "on that folder need it too, or their summary leaves the ablations out",
     )
     parser.add_argument("--estimate-only", action="store_true", help="collect data, print the estimate, exit")
     return parser.parse_args(argv)
