@@ -1,6 +1,7 @@
 """The reproduction (cola_eval.reproduction, benchmarks/reproduce.py) at its `smoke` size: the experiment's
 plan and jobs, its claim checks, and one end-to-end run on two workers that is killed mid-way and resumed (toy
-models, a handful of steps; about a minute on 2 busy cores)."""
+models, a handful of steps; about a minute on 2 busy cores), whose resumed call adds the gradient-path
+ablations."""
 
 import contextlib
 import json
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from cola_eval.reproduction.cli import threads_per_worker
 from cola_eval.reproduction.driver import Driver
+from cola_eval.reproduction.gradient_summary import carrier
 from cola_eval.reproduction.jobs import (
     InlineWorkers,
     Job,
@@ -24,7 +26,16 @@ from cola_eval.reproduction.jobs import (
     plan_jobs,
     run_jobs,
 )
-from cola_eval.reproduction.plan import Experiment, adaptive_joint_branch, branches, methods, size_config
+from cola_eval.reproduction.plan import (
+    GRADIENT_ABLATIONS,
+    Experiment,
+    adaptive_joint_branch,
+    branches,
+    gradient_ablation_rows,
+    methods,
+    run_config,
+    size_config,
+)
 from cola_eval.reproduction.summary import CLAIMS, tie_threshold, verdict
 
 SMOKE = size_config("smoke")
@@ -52,6 +63,39 @@ def test_plan_shares_runs_and_gives_every_method_the_same_budget():
     assert runs["two-stage"].stages == ("pretrain", "lam_recon", "wm_finetune")
     adaptive = adaptive_joint_branch(experiment, warmup_used=100)
     assert adaptive.steps["joint"] == experiment.budget - 100 and adaptive.parent == "adaptive-warmup"
+
+
+def test_gradient_ablations_are_cola_with_one_joint_switch_and_only_when_enabled(tmp_path):
+    experiment = Experiment.load(CPU, "cpu")
+    assert not experiment.gradient_ablations  # the first call keeps its time budget
+    assert not set(GRADIENT_ABLATIONS) & {branch.name for branch in branches(experiment)}
+    experiment.gradient_ablations = True
+    runs = {branch.name: branch for branch in branches(experiment)}
+    cola = runs["warmup-1of8"]
+    expected = {
+        "joint-frozen-lam": "freeze_lam",
+        "joint-frozen-wm": "freeze_wm",
+        "joint-stop-gradient": "stop_gradient",
+    }
+    for name, switch in expected.items():
+        branch = runs[name]
+        assert (branch.parent, branch.stages, branch.steps) == (cola.parent, cola.stages, cola.steps), name
+        joint = run_config(experiment, branch, 0, tmp_path).joint
+        others = {"freeze_lam", "freeze_wm", "stop_gradient"} - {switch}
+        assert getattr(joint, switch) and not any(getattr(joint, other) for other in others), name
+        assert not run_config(experiment, branch, 0, tmp_path).warmup.freeze_lam
+    assert list(gradient_ablation_rows(experiment).values()) == ["warmup-1of8", *expected]
+
+
+def test_the_direction_carrying_the_gain_is_the_one_whose_cut_leaves_cola_ahead():
+    holds, tie = "holds (3/3 seeds ahead)", "inconclusive (tie: 3/3 seeds within 0.1)"
+    behind = "does not hold (0/3 ahead: 3 behind, 0 tied)"
+    assert carrier(holds, tie) == "world model -> LAM"
+    assert carrier(tie, holds) == "LAM -> world model"
+    assert carrier(holds, holds) == "both directions"
+    assert carrier(behind, behind).startswith("neither")
+    assert carrier(tie, behind) == "inconclusive"
+    assert carrier("untestable (metric unavailable)", holds) == "untestable"
 
 
 @pytest.mark.parametrize(
@@ -213,6 +257,11 @@ def _launch(out: Path, *extra: str) -> subprocess.Popen:
     )
 
 
+def _warmup_losses(run_dir: Path) -> list[float]:
+    records = map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+    return [record["loss"] for record in records if record["stage"] == "warmup"]
+
+
 def test_smoke_run_is_killed_then_resumes_to_complete_results(tmp_path):
     pytest.importorskip("gym_pusht")  # the experiment collects PushT
     out = tmp_path / "smoke"
@@ -232,7 +281,8 @@ def test_smoke_run_is_killed_then_resumes_to_complete_results(tmp_path):
         os.killpg(first.pid, signal.SIGKILL)  # the driver and its workers, mid-way through other jobs
     first.communicate()
 
-    second = _launch(out, "--workers", "2")
+    # The resumed call also adds the gradient-path ablations, as a second command on a finished folder would.
+    second = _launch(out, "--workers", "2", "--gradient-ablations")
     log = second.communicate(timeout=180)[0]
     assert second.returncode == 0, log
     assert "1 worker(s)" not in log and "2 worker(s) x 1 torch thread(s)" in log
@@ -252,7 +302,9 @@ def test_smoke_run_is_killed_then_resumes_to_complete_results(tmp_path):
     }
     assert results["findings"][0]["claim"].startswith("without warm-up")
     assert results["stats"]["two-stage"]["inferred/fvd"]["mean"] is None  # no I3D weights: never made up
-    for run in ("two-stage", "warmup-0", "warmup-1of8", "warmup-1of4", "warmup-1of2", "cola-adaptive"):
+    ablations = tuple(GRADIENT_ABLATIONS)
+    warmup_runs = ("warmup-0", "warmup-1of8", "warmup-1of4", "warmup-1of2")
+    for run in ("two-stage", *warmup_runs, "cola-adaptive", *ablations):
         run_dir = out / "runs" / "seed0" / run
         config = json.loads((run_dir / "config.json").read_text())
         parent = "adaptive-warmup" if run == "cola-adaptive" else "pretrain"
@@ -265,9 +317,22 @@ def test_smoke_run_is_killed_then_resumes_to_complete_results(tmp_path):
         assert len(steps) == len(set(steps)), f"{run} logged a step twice after resuming"
         assert "planning/world_model/success" in json.loads((run_dir / "evaluation.json").read_text())[
             "metrics"
-        ] or run in ("warmup-1of4", "warmup-1of2")
+        ] or run in ("warmup-1of4", "warmup-1of2", *ablations)
+    # The ablations repeat CoLA's warm-up exactly: they differ from CoLA only in the joint stage.
+    warmups = {run: _warmup_losses(out / "runs" / "seed0" / run) for run in ("warmup-1of8", *ablations)}
+    assert warmups["warmup-1of8"] and all(losses == warmups["warmup-1of8"] for losses in warmups.values())
+    joint = json.loads((out / "runs" / "seed0" / "joint-stop-gradient" / "config.json").read_text())["joint"]
+    assert joint["stop_gradient"] and not joint["freeze_lam"]
+    assert set(results["gradient_ablations"]["rows"]) == {
+        "CoLA (joint, both directions)",
+        "LAM frozen in joint",
+        "world model frozen in joint",
+        "gradient into the LAM stopped",
+    }
+    assert set(results["gradient_ablations"]["carries_the_gain"]) >= {"inferred/psnr", "codebook/utilization"}
     table = (out / "results.md").read_text()
     assert "paper claim holds?" in table and "unavailable" in table
+    assert "## Gradient-path ablations" in table and "Reading rule:" in table and "carries the gain" in table
     assert "moving-pixel delta-PSNR (dB)" in table and "agent error, shuffled (px)" in table
     stats = results["stats"]["warmup-1of8"]
     # PushT clips: every controllability score is measured.

@@ -3,6 +3,9 @@ two-stage, planning.
 
     uv run python benchmarks/reproduce.py --size cpu --out benchmarks/results/reproduce-cpu --workers 2
     uv run python -m cola_eval.reproduction --size gpu --out DIR   # resumable chunks: rerun until done
+    # then, as a second call on the same folder: only the gradient-path ablations and their evaluations
+    uv run python benchmarks/reproduce.py --size cpu --out benchmarks/results/reproduce-cpu --workers 2 \
+        --gradient-ablations
 
 Per seed one world model is pretrained (action-free), then every method branches from it with the same step
 budget, batch and learning rates: two-stage (lam_recon, then wm_finetune with the LAM frozen), joint without
@@ -14,6 +17,16 @@ marker, so a killed or chunked run continues where it stopped. Each training run
 threads each, a branch only after its parent (the seed's pretrain; the adaptive warm-up for the adaptive
 joint run). The summary (results.md, results.json, utilization.png) is recomputed from the evaluations every
 time the experiment completes.
+
+The gradient-path ablations (``--gradient-ablations`` or ``[experiment] gradient_ablations = true``; off in
+the shipped configs, so the first call keeps its time budget) ask which direction of CoLA's mutual tutoring
+carries its gain: per seed, CoLA's warm-up followed by a joint stage with the LAM frozen (joint-frozen-lam),
+with the world model's DiT backbone frozen (joint-frozen-wm) or with the world model's gradient into the LAM
+stopped (joint-stop-gradient), each from the seed's pretrained world model with CoLA's step budget. A call
+with the flag on a folder a call without it finished reuses every finished run and evaluation and trains only
+these; whether they plan follows ``planning_runs`` ("all" includes them). results.md then holds a
+"Gradient-path ablations" table beside CoLA, with its reading rule, and results.json the key
+"gradient_ablations".
 """
 
 from __future__ import annotations
@@ -62,6 +75,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "cores. On a machine shared with other jobs, fewer avoid oversubscribed OpenMP, which can be tens "
         "of times slower",
     )
+    parser.add_argument(
+        "--gradient-ablations",
+        action="store_true",
+        help="also train and evaluate the gradient-path ablations (joint with the LAM frozen, with the world "
+        "model frozen, with the gradient into the LAM stopped; the config's experiment.gradient_ablations). "
+        "On a folder a call without it finished, only the new runs and their evaluations run; later calls "
+        "on that folder need it too, or their summary leaves the ablations out",
+    )
     parser.add_argument("--estimate-only", action="store_true", help="collect data, print the estimate, exit")
     return parser.parse_args(argv)
 
@@ -93,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         experiment = Experiment.load(config, args.size)
         if args.seeds:
             experiment.seeds = list(args.seeds)
+        if args.gradient_ablations:
+            experiment.gradient_ablations = True
         max_minutes = args.max_minutes if args.max_minutes is not None else experiment.chunk_minutes
         driver = Driver(experiment, args.out, max_minutes or None)
         driver.say(

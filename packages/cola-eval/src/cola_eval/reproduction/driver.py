@@ -92,11 +92,13 @@ class Driver:
         current = {"size": self.experiment.size, "config": _experiment_dict(self.experiment)}
         if record.exists():
             saved = json.loads(record.read_text())
-            if saved.get("config") != current["config"]:
+            if _comparable(saved.get("config") or {}) != _comparable(current["config"]):
                 raise ValueError(
                     f"{self.out} holds an experiment with another configuration ({saved.get('size')}); "
                     "use a new --out or the same --size and --seeds"
                 )
+            if saved["config"] != current["config"]:  # runs were added: record what this call plans
+                _write_json(record, {**saved, "config": current["config"]})
         else:
             _write_json(record, {**current, "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M")})
         self.collect_data()
@@ -261,6 +263,15 @@ def machine() -> dict[str, Any]:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
+
+
+# Switches that only add runs to an experiment: a later call on the same folder may turn them on (records
+# written before a switch existed lack its key).
+ADD_ONLY_SWITCHES = ("gradient_ablations",)
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in config.items() if key not in ADD_ONLY_SWITCHES}
 
 
 def _experiment_dict(experiment: Experiment) -> dict[str, Any]:

@@ -29,8 +29,9 @@ def size_config(size: str) -> Path:
 @dataclass
 class Schedule:
     """``[experiment]``: the seeds, the step budget every method gets after pretraining, the warm-up shares,
-    how long one call may run, and which evaluated runs also plan (``planning_runs``: "methods", the four
-    methods; "all"; "none")."""
+    how long one call may run, which evaluated runs also plan (``planning_runs``: "methods", the four
+    methods; "all"; "none") and whether the gradient-path ablations run (``gradient_ablations``; a later
+    call on the same results folder may switch them on, see :func:`gradient_ablation_branches`)."""
 
     seeds: list[int] = field(default_factory=lambda: [0])
     budget: int = 384
@@ -39,6 +40,7 @@ class Schedule:
     adaptive_max_fraction: float = 0.5
     chunk_minutes: float = 0.0
     planning_runs: str = "methods"
+    gradient_ablations: bool = False
 
 
 @dataclass
@@ -131,6 +133,7 @@ class Branch:
     parent: str | None
     label: str
     adaptive: bool = False
+    joint_switches: tuple[str, ...] = ()  # StageConfig switches set in the joint stage (the ablations)
 
 
 def warmup_steps(experiment: Experiment, fraction: float) -> int:
@@ -196,7 +199,42 @@ def branches(experiment: Experiment) -> list[Branch]:
             adaptive=True,
         )
     )
+    if experiment.gradient_ablations:
+        runs += gradient_ablation_branches(experiment)
     return runs
+
+
+# run name -> (the joint stage's StageConfig switch, table row label)
+GRADIENT_ABLATIONS = {
+    "joint-frozen-lam": ("freeze_lam", "LAM frozen in joint"),
+    "joint-frozen-wm": ("freeze_wm", "world model frozen in joint"),
+    "joint-stop-gradient": ("stop_gradient", "gradient into the LAM stopped"),
+}
+COLA_BOTH_DIRECTIONS = "CoLA (joint, both directions)"
+
+
+def gradient_ablation_branches(experiment: Experiment) -> list[Branch]:
+    """CoLA with one gradient path of its joint stage cut: the LAM frozen, the world model's DiT backbone
+    frozen (its action blocks still train), or the world model's gradient into the LAM stopped.
+
+    Each branches from the seed's pretrained world model and repeats CoLA's warm-up (same steps, same seed,
+    so the same data order and weights as CoLA's own warm-up) before its joint stage: CoLA's run trains
+    warm-up and joint in one run and keeps no warm-up-only weights to branch from. Only the joint stage's
+    switch differs from CoLA, with the same step budget; the warm-up costs a few extra steps per branch.
+    """
+    steps = warmup_steps(experiment, experiment.cola_warmup_fraction)
+    stages = ("pretrain", "warmup", "joint") if steps else ("pretrain", "joint")
+    counts = {"warmup": steps, "joint": experiment.budget - steps} if steps else {"joint": experiment.budget}
+    return [
+        Branch(name, stages, counts, "pretrain", label, joint_switches=(switch,))
+        for name, (switch, label) in GRADIENT_ABLATIONS.items()
+    ]
+
+
+def gradient_ablation_rows(experiment: Experiment) -> dict[str, str]:
+    """Table row label -> run name of the gradient-path ablation table: CoLA first, the ablations after."""
+    rows = {COLA_BOTH_DIRECTIONS: warmup_run_name(experiment.cola_warmup_fraction)}
+    return rows | {label: name for name, (_, label) in GRADIENT_ABLATIONS.items()}
 
 
 def adaptive_joint_branch(experiment: Experiment, warmup_used: int) -> Branch:
@@ -235,6 +273,8 @@ def run_config(experiment: Experiment, branch: Branch, seed: int, data_path: Pat
         values.setdefault(stage, {})["steps"] = steps
     if branch.adaptive:
         values.setdefault("warmup", {})["adaptive"] = True
+    for switch in branch.joint_switches:
+        values.setdefault("joint", {})[switch] = True
     return RunConfig.from_dict(values)
 
 

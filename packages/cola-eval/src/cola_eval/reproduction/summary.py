@@ -300,7 +300,9 @@ def plot_curves(out: Path, experiment: Any, methods: dict[str, str], ablation: d
     return path
 
 
-def _table(rows: dict[str, dict[str, Any]], columns: tuple[tuple[str, str], ...], first: str) -> list[str]:
+def table_lines(
+    rows: dict[str, dict[str, Any]], columns: tuple[tuple[str, str], ...], first: str
+) -> list[str]:
     lines = [
         f"| {first} | " + " | ".join(title for _, title in columns) + " |",
         "|---" * (len(columns) + 1) + "|",
@@ -365,9 +367,9 @@ def write_summary(experiment: Any, out: Path, methods: dict[str, str], runs: lis
         "linear map from latent actions to real actions."
     )
     method_rows = {label: stats[run] for label, run in methods.items() if run in stats}
-    lines += ["", "## Methods", "", *_table(method_rows, METHOD_COLUMNS, "method")]
+    lines += ["", "## Methods", "", *table_lines(method_rows, METHOD_COLUMNS, "method")]
     lines += ["", "## Warm-up ablation", ""]
-    lines += _table(ablation_rows, ABLATION_COLUMNS, "warm-up (share of budget)")
+    lines += table_lines(ablation_rows, ABLATION_COLUMNS, "warm-up (share of budget)")
     lines.append("")
     lines.append(
         "Training-time utilization at the end of the warm-up: "
@@ -394,14 +396,22 @@ def write_summary(experiment: Any, out: Path, methods: dict[str, str], runs: lis
         f"| {collapse['claim']} | {list(methods)[1]} vs {list(methods)[2]} | collapse signs on held-out "
         f"clips: {collapse['joint_collapsed_seeds']}/{collapse['seeds']} seeds without warm-up, "
         f"{collapse['cola_collapsed_seeds']}/{collapse['seeds']} with; utilization | "
-        f"{_difference(utilization)} | {utilization['threshold']:g} | collapse without warm-up | "
+        f"{difference_cell(utilization)} | {utilization['threshold']:g} | collapse without warm-up | "
         f"{collapse['verdict']} |"
     )
     for entry in checked[1:]:
         lines.append(
             f"| {entry['claim']} | {entry['cola']} vs {entry['baseline']} | {entry['metric']} | "
-            f"{_difference(entry)} | {entry['threshold']:g} | {entry['paper']} | {entry['verdict']} |"
+            f"{difference_cell(entry)} | {entry['threshold']:g} | {entry['paper']} | {entry['verdict']} |"
         )
+    gradient: dict[str, Any] = {}
+    if experiment.gradient_ablations:
+        from cola_eval.reproduction.gradient_summary import section
+        from cola_eval.reproduction.plan import gradient_ablation_rows
+
+        rows = gradient_ablation_rows(experiment)
+        extra, gradient = section(evaluations, stats, rows, len(experiment.seeds))
+        lines += extra
     if references:
         lines += ["", "## Planning references (same start/goal pairs)", ""]
         names = {"oracle": "oracle (true simulator, true block pose as cost)", "random": "random policy"}
@@ -453,6 +463,7 @@ def write_summary(experiment: Any, out: Path, methods: dict[str, str], runs: lis
                 "stats": stats,
                 "findings": checked,
                 "warmup_end_utilization": warmup_end,
+                **({"gradient_ablations": gradient} if gradient else {}),
                 "planning_reference": references,
                 "machine": machine,
             },
@@ -463,7 +474,7 @@ def write_summary(experiment: Any, out: Path, methods: dict[str, str], runs: lis
     return [markdown, raw, plot]
 
 
-def _difference(entry: dict[str, Any]) -> str:
+def difference_cell(entry: dict[str, Any]) -> str:
     mean, std = entry["mean_difference"], entry["std_difference"]
     if mean is None:
         return "-"
