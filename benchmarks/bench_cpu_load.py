@@ -70,7 +70,7 @@ class Sizes:
     timeout_s: int
 
 
-FULL = Sizes(warmup_steps=3, steps=15, adaptive_steps=120, mpc_steps=5, batch=8, timeout_s=1200)
+FULL = Sizes(warmup_steps=3, steps=10, adaptive_steps=80, mpc_steps=5, batch=8, timeout_s=1200)
 DRY = Sizes(warmup_steps=1, steps=1, adaptive_steps=2, mpc_steps=1, batch=1, timeout_s=240)
 
 

@@ -52,6 +52,12 @@ VARIANTS: dict[str, list[str]] = {
         'model.lam.idm_input="difference"',
         "train.crop_scale_min=1.0",
     ],
+    # round 5: the IDM's latent is its query tokens plus the mean change of its patch tokens
+    "floor_diff_change_readout": [
+        "model.lam.variance_floor=0.1",
+        'model.lam.idm_input="difference"',
+        'model.lam.idm_readout="query_plus_change"',
+    ],
     "floor_diff_lr_action_3e-3": [
         "model.lam.variance_floor=0.1",
         'model.lam.idm_input="difference"',

@@ -1,5 +1,5 @@
-"""The LAM options against a collapsed IDM: the variance floor, the decorrelation penalty and the
-frame-difference input."""
+"""The LAM options against a collapsed IDM: the variance floor, the decorrelation penalty, the
+frame-difference input and the patch-change readout."""
 
 import pytest
 import torch
@@ -87,6 +87,30 @@ def test_difference_input_shows_the_idm_the_change():
     static = clips[:, :1].expand(-1, 3, -1, -1, -1)
     blank = torch.stack([clips[:, 0], torch.zeros_like(clips[:, 0])], dim=1)
     assert torch.allclose(difference.idm(static)[:, :1], pair.idm(blank), atol=1e-5)
+
+
+def test_change_readout_adds_the_mean_patch_change_to_the_query_tokens():
+    torch.manual_seed(0)
+    change = LatentActionModel(LAMConfig.preset("tiny", **SMALL, idm_readout="query_plus_change")).eval()
+    query = LatentActionModel(LAMConfig.preset("tiny", **SMALL)).eval()
+    query.load_state_dict(change.state_dict())
+    clips = video(batch=8, frames=3)
+    captured = {}
+    query.idm.norm.register_forward_hook(lambda module, args, out: captured.update(query=args[0]))
+    change.idm.norm.register_forward_hook(lambda module, args, out: captured.update(change=args[0]))
+    query.idm(clips), change.idm(clips)
+    # The same weights, so the same blocks: the readouts differ by one vector per transition, shared by its
+    # action tokens (the mean patch change).
+    added = captured["change"] - captured["query"]
+    assert added.abs().max() > 1e-3
+    assert torch.allclose(added[:, :, 0], added[:, :, 1], atol=1e-6)
+
+    # At initialisation the query tokens barely depend on the frames; the change readout does.
+    def spread(lam):
+        out = lam.idm(clips).flatten(0, 1)
+        return (out - out.mean(0)).norm(dim=-1).mean() / out.norm(dim=-1).mean()
+
+    assert spread(change) > 3 * spread(query)
 
 
 @settings(max_examples=20, deadline=None)

@@ -41,6 +41,7 @@ def test_presets():
         ({"variance_floor": -0.1}, "variance_floor"),
         ({"variance_floor": float("nan")}, "variance_floor"),
         ({"idm_input": "diff"}, "idm_input"),
+        ({"idm_readout": "mean"}, "idm_readout"),
         ({"decorrelation_weight": -1.0}, "decorrelation_weight"),
     ],
 )

@@ -9,6 +9,9 @@ from typing import Any
 CODEBOOK_INITS = ("kmeans", "random")
 # pair: the IDM reads (frame t, frame t+1); difference: (frame t, frame t+1 - frame t).
 IDM_INPUTS = ("pair", "difference")
+# query: the action-query tokens after the blocks; query_plus_change: those plus the mean over patches of the
+# change of the patch tokens from the first frame of the pair to the second.
+IDM_READOUTS = ("query", "query_plus_change")
 
 
 @dataclass
@@ -28,6 +31,10 @@ class LAMConfig:
     so the latents cannot vary along one line only.
     ``idm_input``: ``"pair"`` shows the IDM frames t and t+1; ``"difference"`` shows frame t and the change
     ``frame t+1 - frame t``, which is zero wherever nothing moved.
+    ``idm_readout``: ``"query"`` reads each latent action off its action-query token; ``"query_plus_change"``
+    adds to every query token the mean over patches of the change of the patch tokens between the two frames
+    of the pair, so that the latent varies with what moved from the first step (a fresh query token attends
+    almost uniformly and gives every transition nearly the same output).
     """
 
     frame_size: int = 64
@@ -50,6 +57,7 @@ class LAMConfig:
     variance_floor: float = 0.0
     decorrelation_weight: float = 0.0
     idm_input: str = "pair"
+    idm_readout: str = "query"
     decoder_depth: int = 2
 
     def __post_init__(self) -> None:
@@ -104,6 +112,11 @@ class LAMConfig:
             raise ValueError(
                 "LAMConfig.idm_input must be 'pair' (frames t and t+1) or 'difference' (frame t and "
                 f"frame t+1 - frame t), got {self.idm_input!r}."
+            )
+        if self.idm_readout not in IDM_READOUTS:
+            raise ValueError(
+                "LAMConfig.idm_readout must be 'query' (the action-query tokens) or 'query_plus_change' "
+                f"(plus the patch tokens' mean change between the two frames), got {self.idm_readout!r}."
             )
         if self.codebook_init not in CODEBOOK_INITS:
             raise ValueError(

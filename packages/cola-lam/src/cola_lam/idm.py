@@ -102,5 +102,10 @@ class InverseDynamicsModel(nn.Module):
         x = x + time_code[None, :, None, :].to(x.dtype)
         for block in self.blocks:
             x = block(x)
-        actions = rearrange(x[:, 1, : self.config.tokens_per_action], "(b n) k w -> b n k w", b=b, n=t - 1)
+        k = self.config.tokens_per_action
+        readout = x[:, 1, :k]
+        if self.config.idm_readout == "query_plus_change":
+            change = (x[:, 1, k:] - x[:, 0, k:]).mean(dim=1, keepdim=True)
+            readout = readout + change
+        actions = rearrange(readout, "(b n) k w -> b n k w", b=b, n=t - 1)
         return self.head(self.norm(actions))
