@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -74,16 +75,16 @@ FULL = Sizes(warmup_steps=3, steps=10, adaptive_steps=80, mpc_steps=5, batch=8, 
 DRY = Sizes(warmup_steps=1, steps=1, adaptive_steps=2, mpc_steps=1, batch=1, timeout_s=240)
 
 
-def settings(cores: int, dry: bool) -> list[Setting]:
+def settings(cores: int, dry: bool, bf16: bool) -> list[Setting]:
     """The settings worth a row: every distinct count in (cores, cores - 1, 1), then the switches on the
-    count where they can matter (several threads), bf16 on each count, and the tuner (with and without the
-    passive wait policy)."""
+    count where they can matter (several threads), bf16 on each count when asked (on a CPU without native
+    bf16 it ran 12x slower: docs/decisions.md), and the tuner (with and without the passive wait policy)."""
     if dry:
         return [Setting(1), Setting(0)]
     counts = list(dict.fromkeys(count for count in (cores, cores - 1, 1) if count >= 1))
     rows = [Setting(count) for count in counts]
     rows += [Setting(cores, wait_policy="PASSIVE"), Setting(cores, interop=1)] if cores > 1 else []
-    rows += [Setting(count, bf16=True) for count in counts]
+    rows += [Setting(count, bf16=True) for count in counts] if bf16 else []
     rows += [Setting(0), Setting(0, wait_policy="PASSIVE")]
     return rows
 
@@ -195,10 +196,10 @@ def table(rows: list[dict], found: dict[str, float | None], sizes: Sizes, dry: b
         "",
         f"{datetime.date.today().isoformat()}, {machine()}, Python {platform.python_version()}. Steps/s of "
         f"the quickstart's training steps (batch {sizes.batch}) and of one MPC step (`cpu` planning preset), "
-        "quiet and with one busy process at the same priority. Fixed counts: 1 / median of "
-        f"{sizes.steps} steps after {sizes.warmup_steps} warm-up steps; adaptive (train.threads = 0): steps "
-        f"/ time over {sizes.adaptive_steps} steps per stage, its probes included (planning has no tuner: "
-        "n/a). Each setting ran in a fresh process.",
+        "quiet and with one busy process at the same priority: timed steps over their time, "
+        f"{sizes.steps} steps per stage at a fixed count and {sizes.adaptive_steps} with the tuner "
+        f"(train.threads = 0, its probes included), after {sizes.warmup_steps} warm-up steps; MPC: 1 / the "
+        "median step (planning has no tuner: n/a). Each setting ran in a fresh process.",
         "",
         header + " | quiet quickstart s | loaded quickstart s |",
         "|" + "---|" * (2 * len(columns) + 3),
@@ -227,13 +228,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dry", action="store_true", help="two settings, a step or two on short clips: checks that it runs"
     )
+    parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast on each thread count")
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        metavar="NAME",
+        help="time only these rows (names as in the table, e.g. 'adaptive' '1 thread')",
+    )
+    parser.add_argument(
+        "--loads",
+        nargs="+",
+        choices=("quiet", "loaded"),
+        default=["quiet", "loaded"],
+        help="which loads to time",
+    )
+    parser.add_argument("--steps", type=int, help="timed steps per stage for every setting (the tuner's too)")
     args = parser.parse_args(argv)
     sizes = DRY if args.dry else FULL
+    if args.steps is not None:
+        if args.steps < 1:
+            parser.error(f"--steps must be >= 1, got {args.steps}")
+        sizes = dataclasses.replace(sizes, steps=args.steps, adaptive_steps=args.steps)
     cores = len(os.sched_getaffinity(0))
+    chosen = settings(cores, args.dry, args.bf16)
+    if args.settings:
+        unknown = set(args.settings) - {setting.name for setting in chosen}
+        if unknown:
+            parser.error(f"unknown settings {sorted(unknown)}; choose from {[s.name for s in chosen]}")
+        chosen = [setting for setting in chosen if setting.name in args.settings]
     rows = []
-    for setting in settings(cores, args.dry):
+    for setting in chosen:
         row: dict = {"setting": setting.name, "quiet": None, "loaded": None}
-        for load in loads(setting, args.dry):
+        for load in (load for load in loads(setting, args.dry) if load in args.loads):
             row[load] = measure(setting, load == "loaded", sizes, args.dry)
             print(f"{setting.name}, {load}: {row[load]}", flush=True)
         rows.append(row)

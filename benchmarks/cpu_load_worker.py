@@ -70,8 +70,9 @@ def _session(setting: dict[str, Any]) -> Any:
 
 
 def _stage_rate(session: Any, name: str, setting: dict[str, Any]) -> float:
-    """Steps/s of stage ``name``: 1 / the median step after the warm-up steps at a fixed count; with the
-    tuner, steps over the whole timed window (its probes cost steps, and that is part of its figure)."""
+    """Steps/s of stage ``name``: timed steps over their time after the warm-up steps, the same for a fixed
+    count and the tuner (its probes cost steps, and that is part of its figure; a median would leave out
+    the slow steps of a fixed count and not the tuner's)."""
     from cola_train.loop import start_stage, train_step
 
     stage = start_stage(session, name)
@@ -88,7 +89,7 @@ def _stage_rate(session: Any, name: str, setting: dict[str, Any]) -> float:
         train_step(stage, step)
         session.threads.step_done()
         times.append(time.perf_counter() - begin)
-    return len(times) / sum(times) if adaptive else 1 / statistics.median(times)
+    return len(times) / sum(times)
 
 
 def _mpc_rate(session: Any, setting: dict[str, Any]) -> float:

@@ -37,12 +37,13 @@ def test_dry_run_writes_one_table(tmp_path: Path) -> None:
 
 
 def test_settings_cover_the_counts_that_matter() -> None:
-    two = [setting.name for setting in settings(2, dry=False)]
+    two = [setting.name for setting in settings(2, dry=False, bf16=False)]
     assert two[:2] == ["2 threads", "1 thread"] and "adaptive" in two
     assert "2 threads, OMP_WAIT_POLICY=PASSIVE" in two and "2 threads, inter-op 1" in two
-    assert "1 thread, bf16" in two
-    assert "3 threads" in [setting.name for setting in settings(4, dry=False)]
-    assert [setting.name for setting in settings(1, dry=False)][:1] == ["1 thread"]
+    assert not any("bf16" in name for name in two)
+    assert "1 thread, bf16" in [setting.name for setting in settings(2, dry=False, bf16=True)]
+    assert "3 threads" in [setting.name for setting in settings(4, dry=False, bf16=False)]
+    assert [setting.name for setting in settings(1, dry=False, bf16=False)][:1] == ["1 thread"]
 
 
 def test_workers_get_only_the_settings_omp_variables(monkeypatch) -> None:

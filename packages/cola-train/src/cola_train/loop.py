@@ -4,7 +4,7 @@ Each step is a pure function of (seed, stage, step) (see :mod:`cola_train.batche
 reproduces an uninterrupted one, and N processes that split the shards reproduce one process that accumulates
 them. Values come back from the device only at log steps (:mod:`cola_train.step_log`) and in the one check
 per step that nothing diverged. On a CPU the torch thread count follows the machine's load
-(:mod:`cola_train.threads`).
+(:mod:`cola_train.threads`; bit-identical resumes need a fixed count).
 """
 
 from __future__ import annotations

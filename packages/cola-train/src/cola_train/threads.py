@@ -3,7 +3,10 @@
 With threads = cores, torch's OpenMP threads wait on each other at every parallel region, so one busy
 process on the machine (a browser tab) stalls them all: on 2 cores a step ran 4.2x slower, while one thread
 lost 10%. No single count is best both quiet and loaded, and the load changes during a run, so by default
-:class:`ThreadTuner` times the steps and, every so often, tries the other counts for a few steps.
+:class:`ThreadTuner` times the steps and, every so often, tries the other counts for a few steps. A run
+whose count changed is not bit-identical to one that kept it (reductions split differently): a fixed count
+(``train.threads = N``, ``--threads N``) gives bit-identical reruns and resumes. Measurements:
+docs/decisions.md.
 """
 
 from __future__ import annotations
