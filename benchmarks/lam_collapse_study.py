@@ -22,47 +22,32 @@ import sys
 from pathlib import Path
 from typing import Any
 
+FLOOR = ["model.lam.variance_floor=0.1"]
+# The quickstart's LAM since round 3: the floor and the frame-difference input.
+FLOOR_DIFF = [*FLOOR, 'model.lam.idm_input="difference"']
+
 VARIANTS: dict[str, list[str]] = {
     "base": [],
     "lr_lam_1e-4": ["optim.lr_lam=1e-4"],
     "l2_codes": ["model.lam.l2_normalize=true"],
     "codes_8": ["model.lam.num_codes=8"],
     "beta_0.05": ["model.lam.beta=0.05"],
-    "variance_floor_0.1": ["model.lam.variance_floor=0.1"],
+    "variance_floor_0.1": FLOOR,
     "idm_difference": ['model.lam.idm_input="difference"'],
     "decorrelate_1": ["model.lam.decorrelation_weight=1.0"],
     # round 3: one factor at a time on top of the floor (the quickstart's LAM since round 2)
-    "floor_idm_difference": ["model.lam.variance_floor=0.1", 'model.lam.idm_input="difference"'],
-    "floor_codes_8": ["model.lam.variance_floor=0.1", "model.lam.num_codes=8"],
-    "floor_l2_codes": ["model.lam.variance_floor=0.1", "model.lam.l2_normalize=true"],
-    "floor_uniform_shift3": [
-        "model.lam.variance_floor=0.1",
-        'train.time_sampling="uniform"',
-        "train.time_shift=3.0",
-    ],
-    # round 4: one factor at a time on top of floor + frame difference (the quickstart's LAM since round 3)
-    "floor_diff": ["model.lam.variance_floor=0.1", 'model.lam.idm_input="difference"'],
-    "floor_diff_l2_codes": [
-        "model.lam.variance_floor=0.1",
-        'model.lam.idm_input="difference"',
-        "model.lam.l2_normalize=true",
-    ],
-    "floor_diff_no_crop": [
-        "model.lam.variance_floor=0.1",
-        'model.lam.idm_input="difference"',
-        "train.crop_scale_min=1.0",
-    ],
+    "floor_idm_difference": FLOOR_DIFF,
+    "floor_codes_8": [*FLOOR, "model.lam.num_codes=8"],
+    "floor_l2_codes": [*FLOOR, "model.lam.l2_normalize=true"],
+    "floor_uniform_shift3": [*FLOOR, 'train.time_sampling="uniform"', "train.time_shift=3.0"],
+    # round 4: one factor at a time on top of floor + frame difference ("floor_diff": round 3's
+    # floor_idm_difference rerun under the name its record keeps)
+    "floor_diff": FLOOR_DIFF,
+    "floor_diff_l2_codes": [*FLOOR_DIFF, "model.lam.l2_normalize=true"],
+    "floor_diff_no_crop": [*FLOOR_DIFF, "train.crop_scale_min=1.0"],
+    "floor_diff_lr_action_3e-3": [*FLOOR_DIFF, "optim.lr_action=3e-3"],
     # round 5: the IDM's latent is its query tokens plus the mean change of its patch tokens
-    "floor_diff_change_readout": [
-        "model.lam.variance_floor=0.1",
-        'model.lam.idm_input="difference"',
-        'model.lam.idm_readout="query_plus_change"',
-    ],
-    "floor_diff_lr_action_3e-3": [
-        "model.lam.variance_floor=0.1",
-        'model.lam.idm_input="difference"',
-        "optim.lr_action=3e-3",
-    ],
+    "floor_diff_change_readout": [*FLOOR_DIFF, 'model.lam.idm_readout="query_plus_change"'],
 }
 
 
