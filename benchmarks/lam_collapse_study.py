@@ -48,6 +48,8 @@ VARIANTS: dict[str, list[str]] = {
     "floor_diff_lr_action_3e-3": [*FLOOR_DIFF, "optim.lr_action=3e-3"],
     # round 5: the IDM's latent is its query tokens plus the mean change of its patch tokens
     "floor_diff_change_readout": [*FLOOR_DIFF, 'model.lam.idm_readout="query_plus_change"'],
+    # round 6: the keypoint IDM in place of the transformer (it reads frame pairs, so no difference input)
+    "floor_keypoints": [*FLOOR, 'model.lam.idm_input="pair"', 'model.lam.idm_backbone="keypoints"'],
 }
 
 

@@ -7,6 +7,7 @@ __version__ = _version("cola-lam")
 from .config import LAMConfig
 from .decoder import LAMDecoder, reconstruction_loss
 from .idm import InverseDynamicsModel
+from .keypoint_idm import KeypointIDM
 from .model import LatentActionModel
 from .quantizer import VectorQuantizer, VQOutput
 from .stats import (
@@ -21,6 +22,7 @@ __all__ = [
     "CodebookGeometry",
     "CodebookStats",
     "InverseDynamicsModel",
+    "KeypointIDM",
     "LAMConfig",
     "LAMDecoder",
     "LatentActionModel",

@@ -12,6 +12,10 @@ IDM_INPUTS = ("pair", "difference")
 # query: the action-query tokens after the blocks; query_plus_change: those plus the mean over patches of the
 # change of the patch tokens from the first frame of the pair to the second.
 IDM_READOUTS = ("query", "query_plus_change")
+# transformer: the paper's spatio-temporal transformer over patches; keypoints: a shared conv net and a
+# spatial softmax per frame, the latent an MLP of the keypoints and their displacement
+# (cola_lam.keypoint_idm).
+IDM_BACKBONES = ("transformer", "keypoints")
 
 
 @dataclass
@@ -35,6 +39,11 @@ class LAMConfig:
     adds to every query token the mean over patches of the change of the patch tokens between the two frames
     of the pair, so that the latent varies with what moved from the first step (a fresh query token attends
     almost uniformly and gives every transition nearly the same output).
+    ``idm_backbone``: ``"transformer"`` (the paper's IDM: patches, ``width``, ``depth``, ``heads``) or
+    ``"keypoints"`` (:class:`~cola_lam.keypoint_idm.KeypointIDM`: a conv net of ``keypoint_channels``
+    turns each frame into ``keypoints`` spatial-softmax positions; an MLP ``width`` wide reads the latent
+    off the keypoints of frame t and their displacement to frame t+1). ``idm_input`` and ``idm_readout``
+    belong to the transformer: the keypoint IDM needs their defaults.
     """
 
     frame_size: int = 64
@@ -58,6 +67,9 @@ class LAMConfig:
     decorrelation_weight: float = 0.0
     idm_input: str = "pair"
     idm_readout: str = "query"
+    idm_backbone: str = "transformer"
+    keypoints: int = 16
+    keypoint_channels: int = 32
     decoder_depth: int = 2
 
     def __post_init__(self) -> None:
@@ -73,6 +85,8 @@ class LAMConfig:
             "num_codes",
             "restart_buffer_size",
             "decoder_depth",
+            "keypoints",
+            "keypoint_channels",
         )
         for name in positive:
             value = getattr(self, name)
@@ -117,6 +131,17 @@ class LAMConfig:
             raise ValueError(
                 "LAMConfig.idm_readout must be 'query' (the action-query tokens) or 'query_plus_change' "
                 f"(plus the patch tokens' mean change between the two frames), got {self.idm_readout!r}."
+            )
+        if self.idm_backbone not in IDM_BACKBONES:
+            raise ValueError(
+                "LAMConfig.idm_backbone must be 'transformer' (the paper's IDM over patches) or 'keypoints' "
+                f"(a conv net's spatial-softmax keypoints per frame), got {self.idm_backbone!r}."
+            )
+        if self.idm_backbone == "keypoints" and (self.idm_input, self.idm_readout) != ("pair", "query"):
+            raise ValueError(
+                "LAMConfig.idm_input and idm_readout choose how the transformer IDM reads a pair; the "
+                "keypoint IDM always compares the keypoints of both frames, so it needs idm_input='pair' and "
+                f"idm_readout='query', got {self.idm_input!r} and {self.idm_readout!r}."
             )
         if self.codebook_init not in CODEBOOK_INITS:
             raise ValueError(

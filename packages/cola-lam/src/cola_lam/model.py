@@ -12,6 +12,7 @@ from .config import LAMConfig
 from .hub import SubfolderHubMixin
 from .hub_io import StrictHubMixin
 from .idm import InverseDynamicsModel
+from .keypoint_idm import KeypointIDM
 from .quantizer import VectorQuantizer, VQOutput
 
 VARIANCE_EPS = 1e-10
@@ -31,7 +32,7 @@ class LatentActionModel(
     def __init__(self, config: LAMConfig) -> None:
         super().__init__()
         self.config = config
-        self.idm = InverseDynamicsModel(config)
+        self.idm = KeypointIDM(config) if config.idm_backbone == "keypoints" else InverseDynamicsModel(config)
         self.quantizer = VectorQuantizer(
             num_codes=config.num_codes,
             code_dim=config.code_dim,
