@@ -279,20 +279,26 @@ def evaluate_run(run: Any, data: EvaluationData, options: ReportOptions) -> RunE
         metrics[f"codebook/{key}"] = metric(health[key], health["n_tokens"])
     notes += [f"codebook: {w}" for w in health["collapse_warnings"]]
 
-    from cola_eval.probe import probe_latent_actions
+    from cola_eval.controllability import has_pusht_agent_states
+    from cola_eval.probe import EvenlySpaced, probe_latent_actions
 
-    probe = probe_latent_actions(
-        lam,
-        train,
-        held_out,
-        ridge=options.probe_ridge,
-        batch_size=options.batch_size,
-        max_clips=options.max_clips,
-        action_columns=columns,
-    )
-    for view, scores in probe.items():
-        metrics[f"probe/{view}/r2"] = metric(scores["r2"], scores["n_test"])
-        metrics[f"probe/{view}/mse"] = metric(scores["mse"], scores["n_test"])
+    probe_sets = (EvenlySpaced(train, options.probe_clips), EvenlySpaced(held_out, options.probe_clips))
+    probes = {"": ("actions", columns)}
+    if has_pusht_agent_states(held_out):
+        # Under a frame skip a transition sums several actions; the agent's displacement is what moved.
+        probes["agent_displacement/"] = ("state_change", [0, 1])
+    for prefix, (target, target_columns) in probes.items():
+        probe = probe_latent_actions(
+            lam,
+            *probe_sets,
+            ridge=options.probe_ridge,
+            batch_size=options.batch_size,
+            action_columns=target_columns,
+            target=target,
+        )
+        for view, scores in probe.items():
+            metrics[f"probe/{prefix}{view}/r2"] = metric(scores["r2"], scores["n_test"])
+            metrics[f"probe/{prefix}{view}/mse"] = metric(scores["mse"], scores["n_test"])
 
     planning = None
     if options.planning:

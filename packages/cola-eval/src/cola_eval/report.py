@@ -63,6 +63,9 @@ class ReportOptions:
         ),
     )
     probe_ridge: float = field(default=1e-3, metadata=_cli("ridge of the linear probe"))
+    probe_clips: int = field(
+        default=512, metadata=_cli("clips per split the linear probe fits and scores on, spread evenly")
+    )
     atlas_top: int = field(default=8, metadata=_cli("most used codes in the code atlas"))
     atlas_rare: int = field(default=2, metadata=_cli("least used codes in the code atlas"))
     atlas_contexts: int = field(default=3, metadata=_cli("start frames of the code atlas"))

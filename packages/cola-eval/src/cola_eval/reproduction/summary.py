@@ -25,6 +25,7 @@ METHOD_COLUMNS = (
     ("codebook/utilization", "code utilization"),
     ("codebook/entropy", "code entropy (nats)"),
     ("probe/embedding/r2", "probe R^2"),
+    ("probe/agent_displacement/embedding/r2", "probe R^2, agent displacement"),
     ("adapter_degradation/psnr_db", "adapter drop (dB PSNR)"),
     ("adapter_degradation/fvd", "adapter drop (FVD)"),
     ("planning/world_model/success", "planning success"),
