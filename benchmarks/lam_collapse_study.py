@@ -1,4 +1,5 @@
-"""Why the quickstart's IDM collapses, one LAM factor at a time: the warm-up alone, from one pretrained DiT.
+"""Why the quickstart's IDM collapses, one LAM factor at a time: the warm-up (and with ``--joint`` the joint
+stage after it), from one pretrained DiT.
 
 Every variant starts from the same action-free pretrained world model (the raw weights of the last checkpoint
 of ``--pretrained RUN``, e.g. a run of the quickstart preset with ``stages=["pretrain"]``) and a fresh LAM
@@ -6,9 +7,12 @@ built with the variant's settings (the seed sets the LAM's initialisation, the b
 the quickstart's warm-up (the DiT frozen; IDM, VQ and action blocks trained through the motion-weighted flow
 loss) with one LAM setting changed, and is scored on the held-out clips: codebook utilization and geometry
 (IDM-output spread, used-code spread) and the agent's position error of rollouts with inferred against
-shuffled latent actions.
+shuffled latent actions, and a linear probe of the agent's displacement from the latent actions.
+``--joint`` runs the quickstart's joint stage after the warm-up (the world model trained too), as the
+quickstart does; records of the two protocols are kept apart by the variant's name (``@joint``).
 
     uv run python benchmarks/lam_collapse_study.py --pretrained PRE --out OUT [--seeds 0 1] [--variants ...]
+        [--joint]
 
 Writes ``OUT/study.json`` and prints one table.
 """
@@ -51,11 +55,21 @@ VARIANTS: dict[str, list[str]] = {
     # round 6: the keypoint IDM in place of the transformer (it reads frame pairs, so no difference input)
     "floor_keypoints": [*FLOOR, 'model.lam.idm_input="pair"', 'model.lam.idm_backbone="keypoints"'],
 }
+# round 7 (through the joint stage): one factor at a time on top of the keypoint IDM
+KEYPOINTS = VARIANTS["floor_keypoints"]
+VARIANTS |= {
+    "keypoints_no_floor": [*KEYPOINTS, "model.lam.variance_floor=0.0"],
+    "keypoints_motion_only": [*KEYPOINTS, 'model.lam.keypoint_features="displacement"'],
+    "keypoints_lr_lam_3e-3": [*KEYPOINTS, "optim.lr_lam=3e-3"],
+}
 
 
-def warm_up(pretrained: Path, overrides: list[str], seed: int, steps: int | None) -> tuple[Any, Any, dict]:
-    """The quickstart's warm-up with ``overrides`` from the raw world-model weights of ``pretrained``'s last
-    checkpoint (the LAM fresh, built with the variant's settings); returns (lam, wm, data config)."""
+def warm_up(
+    pretrained: Path, overrides: list[str], seed: int, steps: int | None, joint: bool = False
+) -> tuple[Any, Any, dict]:
+    """The quickstart's warm-up (then its joint stage when ``joint``) with ``overrides`` from the raw
+    world-model weights of ``pretrained``'s last checkpoint (the LAM fresh, built with the variant's
+    settings); returns (lam, wm, data config)."""
     from cola_train import build_models, load_config, load_dataset, run_stages
     from cola_train.checkpoint import latest_checkpoint, load_checkpoint
 
@@ -64,7 +78,7 @@ def warm_up(pretrained: Path, overrides: list[str], seed: int, steps: int | None
         preset="quickstart",
         overrides=[
             f'data.path="{source["data"]["path"]}"',
-            'stages=["warmup"]',
+            'stages=["warmup", "joint"]' if joint else 'stages=["warmup"]',
             f"seed={seed}",
             "train.progress=false",
             *([f"warmup.steps={steps}"] if steps else []),
@@ -73,18 +87,28 @@ def warm_up(pretrained: Path, overrides: list[str], seed: int, steps: int | None
     )
     models = build_models(config)
     models.wm.load_state_dict(load_checkpoint(latest_checkpoint(pretrained / "checkpoints")).group("wm"))
-    run_stages(config, models, load_dataset(config), ["warmup"])
+    run_stages(config, models, load_dataset(config), ["warmup", "joint"] if joint else ["warmup"])
     return models.lam.eval(), models.wm.eval(), config.to_dict()["data"]
 
 
 def score(lam: Any, wm: Any, data: dict, max_clips: int) -> dict[str, float]:
     from cola_eval.codebook import codebook_usage
+    from cola_eval.probe import EvenlySpaced, probe_latent_actions
     from cola_eval.rollout import evaluate_rollouts
     from cola_train.data import ClipDataset, load_episodes
 
-    held_out = ClipDataset(
-        load_episodes(data["path"]), data["clip_length"], frame_skip=data["frame_skip"], split="test"
+    episodes = load_episodes(data["path"])
+    held_out, train = (
+        ClipDataset(episodes, data["clip_length"], frame_skip=data["frame_skip"], split=split)
+        for split in ("test", "train")
     )
+    probe = probe_latent_actions(
+        lam,
+        EvenlySpaced(train, 512),
+        EvenlySpaced(held_out, 512),
+        target="state_change",
+        action_columns=[0, 1],
+    )["embedding"]
     health = codebook_usage(lam, held_out, max_clips=max_clips).health()
     scores, guided = (
         evaluate_rollouts(
@@ -108,6 +132,7 @@ def score(lam: Any, wm: Any, data: dict, max_clips: int) -> dict[str, float]:
         "agent_error_inferred_g4": guided["inferred"].agent_error,
         "agent_error_shuffled_g4": guided["shuffled"].agent_error,
         "moving_delta_g4": guided["inferred"].moving_psnr - guided["shuffled"].moving_psnr,
+        "probe_r2_displacement": probe["r2"],
         "n_clips": min(max_clips, len(held_out)),
     }
 
@@ -121,6 +146,7 @@ def table(runs: list[dict]) -> str:
         "agent_error_shuffled",
         "moving_delta",
         "moving_delta_g4",
+        "probe_r2_displacement",
     ]
     ratios = {
         "ratio": ("agent_error_inferred", "agent_error_shuffled"),
@@ -156,21 +182,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--steps", type=int, default=None, help="warm-up steps (default: the quickstart's)")
     parser.add_argument("--max-clips", type=int, default=32)
+    parser.add_argument("--joint", action="store_true", help="run the joint stage after the warm-up")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     record = args.out / "study.json"
     runs = json.loads(record.read_text()) if record.exists() else []
     done = {(run["variant"], run["seed"]) for run in runs}
+    suffix = "@joint" if args.joint else ""
     for name in args.variants:
         for seed in args.seeds:
-            if (name, seed) in done:
+            if (name + suffix, seed) in done:
                 continue
-            lam, wm, data = warm_up(args.pretrained.resolve(), VARIANTS[name], seed, args.steps)
+            lam, wm, data = warm_up(args.pretrained.resolve(), VARIANTS[name], seed, args.steps, args.joint)
             scores = score(lam, wm, data, args.max_clips)
-            runs.append({"variant": name, "seed": seed, "overrides": VARIANTS[name], "scores": scores})
+            run = {"variant": name + suffix, "seed": seed, "overrides": VARIANTS[name], "scores": scores}
+            runs.append(run)
             record.write_text(json.dumps(runs, indent=1))
-            print(name, seed, runs[-1]["scores"], flush=True)
-    print(table([run for run in runs if run["variant"] in args.variants]))
+            print(name + suffix, seed, runs[-1]["scores"], flush=True)
+    print(table([run for run in runs if run["variant"] in {name + suffix for name in args.variants}]))
     return 0
 
 

@@ -114,3 +114,17 @@ def test_hub_round_trip(tmp_path):
     with torch.no_grad():
         a, b = lam(video(seed=1)), loaded(video(seed=1))
     assert torch.equal(a.quantized, b.quantized) and torch.equal(a.indices, b.indices)
+
+
+def test_displacement_features_name_every_still_pair_alike():
+    """Reading only how the keypoints moved, the latent of a pair with no change is the same for any frame."""
+    idm = KeypointIDM(LAMConfig.preset("tiny", **SMALL, keypoint_features="displacement")).eval()
+    assert idm.mlp[0].in_features == 2 * SMALL["keypoints"]
+    still = video(batch=3, frames=1, seed=3).repeat(1, 2, 1, 1, 1)
+    with torch.no_grad():
+        latents = idm(still)
+        moving = idm(video(batch=3, frames=2, seed=4))
+    assert torch.allclose(latents, latents[:1].expand_as(latents), atol=1e-6)
+    assert not torch.allclose(moving, moving[:1].expand_as(moving), atol=1e-4)
+    with pytest.raises(ValueError, match="keypoint_features"):
+        LAMConfig.preset("tiny", keypoint_features="positions")

@@ -16,6 +16,9 @@ IDM_READOUTS = ("query", "query_plus_change")
 # spatial softmax per frame, the latent an MLP of the keypoints and their displacement
 # (cola_lam.keypoint_idm).
 IDM_BACKBONES = ("transformer", "keypoints")
+# What the keypoint IDM's MLP reads per keypoint: where it is in frame t and how far it moved, or only
+# how far it moved.
+KEYPOINT_FEATURES = ("position_and_displacement", "displacement")
 
 
 @dataclass
@@ -42,8 +45,10 @@ class LAMConfig:
     ``idm_backbone``: ``"transformer"`` (the paper's IDM: patches, ``width``, ``depth``, ``heads``) or
     ``"keypoints"`` (:class:`~cola_lam.keypoint_idm.KeypointIDM`: a conv net of ``keypoint_channels``
     turns each frame into ``keypoints`` spatial-softmax positions; an MLP ``width`` wide reads the latent
-    off the keypoints of frame t and their displacement to frame t+1). ``idm_input`` and ``idm_readout``
-    belong to the transformer: the keypoint IDM needs their defaults.
+    off the keypoints of frame t and their displacement to frame t+1, or with ``keypoint_features =
+    "displacement"`` off the displacement alone, so the latent cannot name where things are, only how they
+    moved). ``idm_input`` and ``idm_readout`` belong to the transformer: the keypoint IDM needs their
+    defaults.
     """
 
     frame_size: int = 64
@@ -70,6 +75,7 @@ class LAMConfig:
     idm_backbone: str = "transformer"
     keypoints: int = 16
     keypoint_channels: int = 32
+    keypoint_features: str = "position_and_displacement"
     decoder_depth: int = 2
 
     def __post_init__(self) -> None:
@@ -136,6 +142,12 @@ class LAMConfig:
             raise ValueError(
                 "LAMConfig.idm_backbone must be 'transformer' (the paper's IDM over patches) or 'keypoints' "
                 f"(a conv net's spatial-softmax keypoints per frame), got {self.idm_backbone!r}."
+            )
+        if self.keypoint_features not in KEYPOINT_FEATURES:
+            raise ValueError(
+                "LAMConfig.keypoint_features must be 'position_and_displacement' (where each keypoint is in "
+                "frame t and how far it moved) or 'displacement' (how far it moved), got "
+                f"{self.keypoint_features!r}."
             )
         if self.idm_backbone == "keypoints" and (self.idm_input, self.idm_readout) != ("pair", "query"):
             raise ValueError(

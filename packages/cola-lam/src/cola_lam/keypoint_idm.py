@@ -3,10 +3,9 @@
 A small convolutional network, shared by every frame, turns each frame into ``keypoints`` feature maps; a
 spatial softmax (Levine et al. 2016; robomimic's visuomotor policies) turns each map into the expected
 ``(x, y)`` of what it responds to. A transition's latent action is an MLP of the keypoints of frame t and
-their displacement to frame t+1, so what moved, and by how much, is one subtraction away from the input
-instead of something attention has to discover. Why it exists beside the transformer IDM:
-docs/decisions.md (trained with supervision on PushT, the tiny transformer IDM scores R^2 0.05 on the
-agent's displacement after 300 steps, this one 0.99 after 100).
+their displacement to frame t+1 (or of the displacement alone: ``LAMConfig.keypoint_features``), so what
+moved, and by how much, is one subtraction away from the input instead of something attention has to
+discover. Why it exists beside the transformer IDM: docs/decisions.md.
 """
 
 from __future__ import annotations
@@ -51,8 +50,10 @@ class KeypointIDM(nn.Module):
             nn.GELU(),
             nn.Conv2d(channels, config.keypoints, kernel_size=3, padding=1),
         )
+        self.displacement_only = config.keypoint_features == "displacement"
+        per_keypoint = 2 if self.displacement_only else 4
         self.mlp = nn.Sequential(
-            nn.Linear(4 * config.keypoints, config.width),
+            nn.Linear(per_keypoint * config.keypoints, config.width),
             nn.GELU(),
             nn.Linear(config.width, config.width),
             nn.GELU(),
@@ -71,6 +72,7 @@ class KeypointIDM(nn.Module):
         validate_video(video, self.config, self.check_finite)
         points = self.keypoints(video)
         first, second = points[:, :-1], points[:, 1:]
-        features = torch.cat([first, second - first], dim=-1).flatten(-2)
+        moved = second - first
+        features = (moved if self.displacement_only else torch.cat([first, moved], dim=-1)).flatten(-2)
         actions = self.head(self.norm(self.mlp(features)))
         return rearrange(actions, "b n (k d) -> b n k d", k=self.config.tokens_per_action)
