@@ -64,7 +64,12 @@ def test_config_json_of_runs_before_typed_model_configs_loads() -> None:
     assert config.model.lam == LAMConfig.preset("tiny", frame_size=saved["data"]["frame_size"])
     assert config.data.clip_length == saved["data"]["clip_length"]
     quickstart = RunConfig.preset("quickstart").to_dict()
-    quickstart["model"]["lam"] = {"dead_code_steps": 10, "variance_floor": 0.1, "idm_input": "difference"}
+    quickstart["model"]["lam"] = {
+        "dead_code_steps": 10,
+        "variance_floor": 0.1,
+        "idm_backbone": "keypoints",
+        "keypoint_features": "displacement",
+    }
     quickstart["model"]["wm"] = {"guidance_scale": 4.0}
     assert RunConfig.from_dict(quickstart) == RunConfig.preset("quickstart")
 
