@@ -29,8 +29,13 @@ from typing import Any
 FLOOR = ["model.lam.variance_floor=0.1"]
 # The quickstart's LAM since round 3: the floor and the frame-difference input.
 FLOOR_DIFF = [*FLOOR, 'model.lam.idm_input="difference"']
+# Rounds 1-5 ran the transformer IDM, which the quickstart preset has not held since round 7.
+TRANSFORMER = [
+    'model.lam.idm_backbone="transformer"',
+    'model.lam.keypoint_features="position_and_displacement"',
+]
 
-VARIANTS: dict[str, list[str]] = {
+TRANSFORMER_VARIANTS: dict[str, list[str]] = {
     "base": [],
     "lr_lam_1e-4": ["optim.lr_lam=1e-4"],
     "l2_codes": ["model.lam.l2_normalize=true"],
@@ -52,15 +57,28 @@ VARIANTS: dict[str, list[str]] = {
     "floor_diff_lr_action_3e-3": [*FLOOR_DIFF, "optim.lr_action=3e-3"],
     # round 5: the IDM's latent is its query tokens plus the mean change of its patch tokens
     "floor_diff_change_readout": [*FLOOR_DIFF, 'model.lam.idm_readout="query_plus_change"'],
-    # round 6: the keypoint IDM in place of the transformer (it reads frame pairs, so no difference input)
-    "floor_keypoints": [*FLOOR, 'model.lam.idm_input="pair"', 'model.lam.idm_backbone="keypoints"'],
 }
+VARIANTS = {name: [*TRANSFORMER, *overrides] for name, overrides in TRANSFORMER_VARIANTS.items()}
+# round 6: the keypoint IDM in place of the transformer (it reads frame pairs, so no difference input),
+# reading the keypoints' positions and displacements
+VARIANTS["floor_keypoints"] = [
+    *FLOOR,
+    'model.lam.idm_input="pair"',
+    'model.lam.idm_backbone="keypoints"',
+    'model.lam.keypoint_features="position_and_displacement"',
+]
 # round 7 (through the joint stage): one factor at a time on top of the keypoint IDM
 KEYPOINTS = VARIANTS["floor_keypoints"]
 VARIANTS |= {
     "keypoints_no_floor": [*KEYPOINTS, "model.lam.variance_floor=0.0"],
     "keypoints_motion_only": [*KEYPOINTS, 'model.lam.keypoint_features="displacement"'],
     "keypoints_lr_lam_3e-3": [*KEYPOINTS, "optim.lr_lam=3e-3"],
+}
+# round 8 (through the joint stage): on top of the quickstart's LAM since round 7, the same 750 steps split
+# 500 warm-up + 250 joint instead of 250 + 500
+MOTION_ONLY = VARIANTS["keypoints_motion_only"]
+VARIANTS |= {
+    "motion_only_warmup_500": [*MOTION_ONLY, "warmup.steps=500", "joint.steps=250"],
 }
 
 
