@@ -280,25 +280,22 @@ def evaluate_run(run: Any, data: EvaluationData, options: ReportOptions) -> RunE
     notes += [f"codebook: {w}" for w in health["collapse_warnings"]]
 
     from cola_eval.controllability import has_pusht_agent_states
-    from cola_eval.probe import EvenlySpaced, probe_latent_actions
+    from cola_eval.probe import EvenlySpaced, latent_action_features, score_probe
 
-    probe_sets = (EvenlySpaced(train, options.probe_clips), EvenlySpaced(held_out, options.probe_clips))
-    probes = {"": ("actions", columns)}
+    # One encoding of the probe's clips serves every target.
+    train_features, test_features = (
+        latent_action_features(lam, EvenlySpaced(clips, options.probe_clips), options.batch_size, what=what)
+        for clips, what in ((train, "probe train"), (held_out, "probe test"))
+    )
+    probes = {"probe": ("actions", columns)}
     if has_pusht_agent_states(held_out):
         # Under a frame skip a transition sums several actions; the agent's displacement is what moved.
-        probes["agent_displacement/"] = ("state_change", [0, 1])
-    for prefix, (target, target_columns) in probes.items():
-        probe = probe_latent_actions(
-            lam,
-            *probe_sets,
-            ridge=options.probe_ridge,
-            batch_size=options.batch_size,
-            action_columns=target_columns,
-            target=target,
-        )
-        for view, scores in probe.items():
-            metrics[f"probe/{prefix}{view}/r2"] = metric(scores["r2"], scores["n_test"])
-            metrics[f"probe/{prefix}{view}/mse"] = metric(scores["mse"], scores["n_test"])
+        probes["probe/agent_displacement"] = ("state_change", [0, 1])
+    for name, (target, target_columns) in probes.items():
+        scored = score_probe(train_features, test_features, target, target_columns, options.probe_ridge)
+        for view, scores in scored.items():
+            metrics[f"{name}/{view}/r2"] = metric(scores["r2"], scores["n_test"])
+            metrics[f"{name}/{view}/mse"] = metric(scores["mse"], scores["n_test"])
 
     planning = None
     if options.planning:
@@ -318,7 +315,7 @@ def evaluate_run(run: Any, data: EvaluationData, options: ReportOptions) -> RunE
             "rollout_agent_frames": inferred["n_agent_frames"],
             "rollout_action_tokens": inferred["n_action_tokens"],
             "codebook_transitions": health["n_transitions"],
-            "probe_test_transitions": probe["embedding"]["n_test"],
+            "probe_test_transitions": int(test_features["embedding"].shape[0]),
             "planning_pairs": planning["num_pairs"] if planning else 0,
         },
         collapse_warnings=list(health["collapse_warnings"]),

@@ -117,6 +117,24 @@ def probe_latent_actions(
     target: str = "actions",
 ) -> dict[str, dict[str, float]]:
     """Fit on train episodes, score on held-out ones, for both feature views; entries carry their counts.
+    The LAM's features of both sets, then :func:`score_probe` (call those two yourself to probe several
+    targets on one encoding)."""
+    if target not in PROBE_TARGETS:
+        raise ValueError(f"probe target must be one of {PROBE_TARGETS}, got {target!r}")
+    train = latent_action_features(lam, train_set, batch_size, max_clips, "probe train")
+    test = latent_action_features(lam, test_set, batch_size, max_clips, "probe test")
+    return score_probe(train, test, target, action_columns, ridge)
+
+
+def score_probe(
+    train: dict[str, torch.Tensor],
+    test: dict[str, torch.Tensor],
+    target: str = "actions",
+    action_columns: Sequence[int] | None = None,
+    ridge: float = 1e-3,
+) -> dict[str, dict[str, float]]:
+    """A ridge probe fitted on ``train`` and scored on ``test`` (both from :func:`latent_action_features`),
+    for both feature views; entries carry their counts.
 
     ``target``: ``"actions"`` (the real action starting each transition) or ``"state_change"`` (the state
     after the transition minus the state before it). ``action_columns`` picks the columns of the target to
@@ -125,8 +143,6 @@ def probe_latent_actions(
     can explain; the absolute target position also depends on where the agent already is."""
     if target not in PROBE_TARGETS:
         raise ValueError(f"probe target must be one of {PROBE_TARGETS}, got {target!r}")
-    train = latent_action_features(lam, train_set, batch_size, max_clips, "probe train")
-    test = latent_action_features(lam, test_set, batch_size, max_clips, "probe test")
     if target not in train or target not in test:
         raise ValueError(f"probe target {target!r} needs clips with 'states'; these clips have none")
     width = train[target].shape[-1]
