@@ -115,6 +115,34 @@ def test_simulator_copy_predicts_free_motion_exactly(episodes):
     assert torch.equal(prediction.frames[0, -1], frames_to_tensor(render_frame(env)))
 
 
+def test_simulator_holds_each_action_for_its_repeat(episodes):
+    """At frame skip k one planned action is one world-model transition: its target held for k env steps."""
+    env = restore_state(episodes[1], 0)
+    deltas = np.array([[30.0, -20.0], [-10.0, 25.0]])
+    observation = Observation(env, frames_to_tensor(render_frame(env)), pusht_state(env)[:2])
+    prediction = SimulatorModel(action_repeat=3).predict(observation, deltas[None], frames=True)
+    for h, delta in enumerate(deltas):
+        target = env_target(env.unwrapped.agent.position, delta)
+        for _ in range(3):
+            env.step(target)
+        assert np.allclose(prediction.states[0, h, :4], pusht_state(env)[:4], atol=1e-3)
+    assert torch.equal(prediction.frames[0, -1], frames_to_tensor(render_frame(env)))
+
+
+def test_the_budget_counts_env_steps_under_an_action_repeat(episodes):
+    config = PlanningConfig(horizon=2, samples=8, iterations=1, budget=12, goal_offset=6, action_repeat=3)
+    pairs = make_pairs(episodes, 2, goal_offset=6, seed=1)
+    oracle = evaluate_planning(episodes, "oracle", "state_pose", config=config, pairs=pairs)
+    # 12 env steps, 2 actions of 3 steps per replan: at most 2 MPC steps a pair.
+    assert oracle["mpc_steps"] <= 2 * len(pairs)
+    assert all(p["steps_to_success"] is None or p["steps_to_success"] <= 12 for p in oracle["pairs"])
+    assert oracle["config"]["action_repeat"] == 3
+    with pytest.raises(ValueError, match="action_repeat=3"):
+        evaluate_planning(episodes, SimulatorModel(), "state_pose", config=config, pairs=pairs)
+    with pytest.raises(ValueError, match="action_repeat"):
+        PlanningConfig(action_repeat=0)
+
+
 def test_oracle_solves_easy_goals_and_beats_random(episodes):
     pairs = make_pairs(episodes, 4, goal_offset=EASY.goal_offset, seed=0)
     oracle = evaluate_planning(episodes, "oracle", "state_pose", config=EASY, pairs=pairs)

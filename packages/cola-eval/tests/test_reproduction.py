@@ -158,15 +158,46 @@ def test_tie_thresholds_are_defined_for_every_claim():
 def test_jobs_wait_on_their_parents_and_pretraining_comes_first():
     experiment = Experiment.load(CPU, "cpu")
     evaluated = ["two-stage", "warmup-0", "cola-adaptive"]
-    jobs = {job.name: job for job in plan_jobs(experiment, evaluated, shared=True)}
+    planned = ["two-stage", "cola-adaptive"]
+    jobs = {job.name: job for job in plan_jobs(experiment, evaluated, planned)}
     names = list(jobs)
     assert names[:4] == [f"train seed{s}/pretrain" for s in (0, 1, 2)] + ["shared evaluation"]
     assert jobs["train seed1/two-stage"].needs == ("train seed1/pretrain",)
     assert jobs["train seed2/cola-adaptive"].needs == ("train seed2/adaptive-warmup",)
-    assert jobs["evaluate seed0/cola-adaptive"].needs == ("train seed0/cola-adaptive", "shared evaluation")
+    # Evaluating needs only the run; planning also needs the shared readout and reference.
+    assert jobs["evaluate seed0/cola-adaptive"].needs == ("train seed0/cola-adaptive",)
+    assert jobs["plan seed0/cola-adaptive"].needs == ("train seed0/cola-adaptive", "shared evaluation")
     for job in jobs.values():
         assert all(names.index(need) < names.index(job.name) for need in job.needs), job.name
-    assert len(jobs) == 3 * (len(branches(experiment)) + 1 + len(evaluated)) + 1
+    assert len(jobs) == 3 * (len(branches(experiment)) + 1 + len(evaluated) + len(planned)) + 1
+    assert "shared evaluation" not in {job.name for job in plan_jobs(experiment, evaluated)}
+
+
+def test_planning_settings_may_change_between_calls_but_the_training_may_not(tmp_path):
+    """Planning lives in files of its own that record their settings: a later call may add or change it (it
+    then redoes only the planning); any other change to a folder's experiment is refused."""
+    from cola_eval.reproduction.shared import PLANNING_FILE, planned_under_current_settings, planning_settings
+
+    experiment = Experiment.load(CPU, "cpu")
+    driver = Driver(experiment, tmp_path, None)
+    driver.collect_data = lambda: None  # no PushT needed to check the record
+    driver.prepare()
+    assert not driver.planning_runs()
+    experiment.planning_runs = "methods"
+    experiment.eval.planning_pairs = 5
+    experiment.eval.planning_config = {**experiment.eval.planning_config, "horizon": 3}
+    driver.prepare()  # accepted: only planning changed
+    assert {job.run for job in driver.jobs() if job.kind == "plan"} == set(methods(experiment).values())
+    plan = next(job for job in driver.jobs() if job.kind == "plan")
+    target = driver.run_dir(plan.seed, plan.run) / PLANNING_FILE
+    target.parent.mkdir(parents=True)
+    target.write_text(json.dumps({"settings": planning_settings(experiment)}))
+    assert driver.job_done(plan) and planned_under_current_settings(target, experiment)
+    experiment.eval.planning_pairs = 6
+    assert not driver.job_done(plan)  # planned under other settings: redone
+    experiment.run["data"]["frame_skip"] = 3
+    with pytest.raises(ValueError, match="another configuration"):
+        driver.prepare()
 
 
 def _chain() -> list[Job]:
@@ -224,7 +255,7 @@ def test_a_failing_worker_job_stops_the_run_with_its_traceback(tmp_path):
     # A real worker process and driver, with no collected data: training the pretrain run must fail.
     experiment = Experiment.load(SMOKE, "smoke")
     workers = ProcessWorkers(1, 1, partial(Driver, experiment, tmp_path, None))
-    jobs = plan_jobs(experiment, [], shared=False)[:1]
+    jobs = plan_jobs(experiment, [])[:1]
     with pytest.raises(JobFailed, match=r"(?s)train seed0/pretrain failed after .*Traceback \(most recent"):
         run_jobs(jobs, lambda job: False, workers, lambda: False, print)
     assert workers.processes and all(not process.is_alive() for process in workers.processes)
@@ -315,9 +346,11 @@ def test_smoke_run_is_killed_then_resumes_to_complete_results(tmp_path):
             for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
         ]
         assert len(steps) == len(set(steps)), f"{run} logged a step twice after resuming"
-        assert "planning/world_model/success" in json.loads((run_dir / "evaluation.json").read_text())[
-            "metrics"
-        ] or run in ("warmup-1of4", "warmup-1of2", *ablations)
+        planned = run_dir / "planning.json"
+        assert planned.exists() == (run not in ("warmup-1of4", "warmup-1of2", *ablations)), run
+        if planned.exists():
+            assert "planning/world_model/success" in json.loads(planned.read_text())["metrics"]
+            assert results["stats"][run]["planning/world_model/success"]["n"] == 1
     # The ablations repeat CoLA's warm-up exactly: they differ from CoLA only in the joint stage.
     warmups = {run: _warmup_losses(out / "runs" / "seed0" / run) for run in ("warmup-1of8", *ablations)}
     assert warmups["warmup-1of8"] and all(losses == warmups["warmup-1of8"] for losses in warmups.values())

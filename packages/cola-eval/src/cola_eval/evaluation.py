@@ -101,10 +101,19 @@ class PlanningSetup:
 
 
 def planning_setup(held_out: Any, train: Any, options: ReportOptions, readout: Any = None) -> PlanningSetup:
-    """The planning shared by every run evaluated on ``held_out``; ``readout`` skips training one."""
+    """The planning shared by every run evaluated on ``held_out``; ``readout`` skips training one. Each
+    planned action lasts the clips' frame skip in env steps (one world-model transition)."""
     from cola_eval.planning import PlanningConfig, labelled_frames, make_pairs, train_readout
 
-    config = PlanningConfig(**options.planning_config)
+    skip = int(getattr(held_out, "frame_skip", 1))
+    repeat = options.planning_config.get("action_repeat", skip)
+    if repeat != skip:
+        raise ValueError(
+            f"planning_config.action_repeat is {repeat} but the world model's clips have frame skip {skip}: "
+            "one planned action must last one transition; leave action_repeat unset (it follows the frame "
+            "skip)."
+        )
+    config = PlanningConfig(**{**options.planning_config, "action_repeat": skip})
     if readout is None and options.planning_cost == "block_pose":
         readout = train_readout(
             *labelled_frames(train.episodes), steps=options.readout_steps, seed=options.seed
@@ -204,7 +213,7 @@ def adapter_columns(options: ReportOptions, action_width: int) -> list[int]:
 
 def evaluate_run(run: Any, data: EvaluationData, options: ReportOptions) -> RunEvaluation:
     """All metrics of one trained run (a ``cola_train.TrainedRun``) on ``data``."""
-    from cola_eval.adapter import adapter_accuracy, train_adapter
+    from cola_eval.adapter import adapter_accuracy
     from cola_eval.rollout import check_compatible, evaluate_rollouts
 
     if run.lam is None:
@@ -229,15 +238,7 @@ def evaluate_run(run: Any, data: EvaluationData, options: ReportOptions) -> RunE
         notes.append("rollouts: one clip only, so no 'shuffled' source (it takes another clip's actions)")
     columns = adapter_columns(options, held_out[0]["actions"].shape[-1])
     if options.adapter:
-        # Fit on the CPU, where the labelling feeds its clips to the LAM.
-        adapter = train_adapter(
-            lam,
-            train,
-            steps=options.adapter_steps,
-            labelled_fraction=options.adapter_fraction,
-            seed=options.seed,
-            action_columns=columns,
-        ).eval()
+        adapter = fit_run_adapter(lam, train, options, columns)
         accuracy = adapter_accuracy(adapter, lam, [held_out[i] for i in range(clips)])
         metrics["adapter/accuracy"] = metric(accuracy, clips)
         adapter = adapter.to(device)
@@ -326,6 +327,37 @@ def evaluate_run(run: Any, data: EvaluationData, options: ReportOptions) -> RunE
         lam=lam,
         wm=wm,
     )
+
+
+def fit_run_adapter(lam: Any, train: Any, options: ReportOptions, columns: list[int]) -> Any:
+    """The action adapter of one run's LAM (real actions ``columns`` -> its codes); seeded, so every caller
+    with the same options gets the same adapter. Call it while the LAM is on the CPU, where the labelling
+    feeds it the train clips."""
+    from cola_eval.adapter import train_adapter
+
+    return train_adapter(
+        lam,
+        train,
+        steps=options.adapter_steps,
+        labelled_fraction=options.adapter_fraction,
+        seed=options.seed,
+        action_columns=columns,
+    ).eval()
+
+
+def plan_run(run: Any, data: EvaluationData, options: ReportOptions) -> dict[str, Any]:
+    """PushT planning with one trained run's world model, driven through the action adapter that
+    :func:`evaluate_run` fits (the same seed and options), on the data's shared pairs: a separate pass, so a
+    planning result can be added to, or redone beside, an evaluation without rolling out again."""
+    if run.lam is None:
+        raise ValueError(
+            f"run {run.run_dir} conditions its world model on real actions (model.actions = 'real'); the "
+            "planner drives a latent-action world model through the action adapter"
+        )
+    lam = run.lam.eval()
+    columns = adapter_columns(options, data.held_out[0]["actions"].shape[-1])
+    adapter = fit_run_adapter(lam, data.train, options, columns).to(device_of(options.device))
+    return _world_model_planning(run.wm.eval().to(device_of(options.device)), adapter, data, options)
 
 
 def codebook_usage_of(lam: Any, held_out: Any, options: ReportOptions) -> Any:

@@ -19,7 +19,10 @@ class PlanningConfig:
     ``elite_fraction`` lowest costs; MPPI weights samples by ``exp(-(cost - min) / (gamma * (max - min)))``, a
     temperature relative to the spread of the sampled costs, so one ``gamma`` suits pixel and pose costs.
     ``init_std`` (in units of ``max_delta``) is the sampling spread after every replan; ``euler_steps`` is the
-    world model's number of sampling steps.
+    world model's number of sampling steps. ``action_repeat`` is how many env steps one planned action lasts:
+    its target is held that long, one world-model transition per action. A world model trained at frame skip
+    k predicts k env steps a transition, so plan it with ``action_repeat=k`` (the evaluation does, from the
+    run's data); ``budget`` and ``goal_offset`` count env steps either way.
     """
 
     method: str = "cem"
@@ -36,6 +39,7 @@ class PlanningConfig:
     budget: int = 50
     goal_offset: int = 25
     plan_score: str = "best_step"
+    action_repeat: int = 1
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -52,6 +56,7 @@ class PlanningConfig:
             "euler_steps",
             "budget",
             "goal_offset",
+            "action_repeat",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -51,12 +51,20 @@ def resolve_cost(cost: str | Cost, readout: StateReadout | None) -> Cost:
     raise ValueError(f"unknown cost {cost!r}; choose one of {COSTS} or pass a cost object.")
 
 
-def resolve_model(model: str | WorldModel | SimulatorModel) -> WorldModel | SimulatorModel | None:
-    """None stands for the random policy."""
+def resolve_model(
+    model: str | WorldModel | SimulatorModel, action_repeat: int = 1
+) -> WorldModel | SimulatorModel | None:
+    """None stands for the random policy; "oracle" holds each action for ``action_repeat`` env steps."""
+    if isinstance(model, SimulatorModel) and model.action_repeat != action_repeat:
+        raise ValueError(
+            f"the SimulatorModel holds each action for {model.action_repeat} env steps but the planner "
+            f"executes it for {action_repeat} (PlanningConfig.action_repeat); build it with "
+            f"SimulatorModel(action_repeat={action_repeat})."
+        )
     if isinstance(model, WorldModel | SimulatorModel):
         return model
     if model == "oracle":
-        return SimulatorModel()
+        return SimulatorModel(action_repeat)
     if model == "random":
         return None
     raise ValueError(f"unknown model {model!r}; pass 'oracle', 'random' or a WorldModel(wm, adapter).")
@@ -88,8 +96,9 @@ def run_pair(
     seed: int,
     step_seconds: list[float],
 ) -> dict:
-    """Plan from one start towards one goal; returns the pair's outcome. MPC step timings go to
-    ``step_seconds``."""
+    """Plan from one start towards one goal; returns the pair's outcome. Each planned action's target is
+    held for ``config.action_repeat`` env steps; success is checked after every env step. MPC step timings
+    go to ``step_seconds``."""
     goal_frame, goal_state = goal_of(episode, pair)
     env = restore_exactly(episode, pair.start)
     goal = Goal(frame=frames_to_tensor(goal_frame), state=goal_state)
@@ -106,15 +115,17 @@ def run_pair(
             actions = planner.plan(cost_fn).numpy()
             step_seconds.append(time.perf_counter() - started)
         for action in actions:
-            if steps == config.budget or strict_at is not None:
-                break
-            env.step(env_target(env.unwrapped.agent.position, action * config.max_delta))
-            steps += 1
-            state = pusht_state(env)
-            if success_at is None and is_success(state, goal_state):
-                success_at = steps
-            if is_strict_success(state, goal_state):
-                strict_at = steps
+            target = env_target(env.unwrapped.agent.position, action * config.max_delta)
+            for _ in range(config.action_repeat):
+                if steps == config.budget or strict_at is not None:
+                    break
+                env.step(target)
+                steps += 1
+                state = pusht_state(env)
+                if success_at is None and is_success(state, goal_state):
+                    success_at = steps
+                if is_strict_success(state, goal_state):
+                    strict_at = steps
     block, angle, agent = block_errors(pusht_state(env), goal_state)
     return {
         "episode": episode.index,
@@ -154,7 +165,7 @@ def evaluate_planning(
         raise ValueError(
             "the planning evaluation set is empty: pass held-out PushT episodes (load_episodes(...))."
         )
-    planner_model = resolve_model(model)
+    planner_model = resolve_model(model, config.action_repeat)
     planner_cost = resolve_cost(cost, readout) if planner_model is not None else None
     if isinstance(planner_cost, StatePoseCost) and not isinstance(planner_model, SimulatorModel):
         raise ValueError("the state_pose cost reads simulator states, which only the oracle predicts.")

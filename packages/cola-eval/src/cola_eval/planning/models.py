@@ -64,9 +64,15 @@ def _no_coverage() -> float:
 
 
 class SimulatorModel:
-    """The oracle: every candidate is rolled out in a copy of the true simulator."""
+    """The oracle: every candidate is rolled out in a copy of the true simulator, each action's target held
+    for ``action_repeat`` env steps (as the planner executes it)."""
 
     name = "oracle"
+
+    def __init__(self, action_repeat: int = 1) -> None:
+        if not isinstance(action_repeat, int) or action_repeat < 1:
+            raise ValueError(f"action_repeat must be a positive integer, got {action_repeat!r}.")
+        self.action_repeat = action_repeat
 
     def check_frame_size(self, frame_size: int) -> None:
         """The simulator renders at any size."""
@@ -81,8 +87,9 @@ class SimulatorModel:
             # The reward's shapely block/goal overlap costs as much as the physics and no cost reads it.
             twin._get_coverage = _no_coverage
             for h in range(horizon):
-                agent = np.asarray(twin.agent.position)
-                obs, *_ = twin.step(env_target(agent, deltas[s, h]))
+                target = env_target(np.asarray(twin.agent.position), deltas[s, h])
+                for _ in range(self.action_repeat):
+                    obs, *_ = twin.step(target)
                 states[s, h] = [*twin.agent.position, *twin.block.position, twin.block.angle]
                 if frames:
                     images.append(obs["pixels"])

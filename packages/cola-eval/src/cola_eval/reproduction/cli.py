@@ -3,9 +3,10 @@ two-stage, planning.
 
     uv run python benchmarks/reproduce.py --size cpu --out benchmarks/results/reproduce-cpu --workers 2
     uv run python -m cola_eval.reproduction --size gpu --out DIR   # resumable chunks: rerun until done
-    # then, as a second call on the same folder: only the gradient-path ablations and their evaluations
+    # then, as a second call on the same folder: only the gradient-path ablations, their evaluations and
+    # the planning of the four methods (the cpu size plans in this call only, to keep each within 90 min)
     uv run python benchmarks/reproduce.py --size cpu --out benchmarks/results/reproduce-cpu --workers 2 \
-        --gradient-ablations
+        --gradient-ablations --planning-runs methods
 
 Per seed one world model is pretrained (action-free), then every method branches from it with the same step
 budget, batch and learning rates: two-stage (lam_recon, then wm_finetune with the LAM frozen), joint without
@@ -27,6 +28,12 @@ with the flag on a folder a call without it finished reuses every finished run a
 these; whether they plan follows ``planning_runs`` ("all" includes them). results.md then holds a
 "Gradient-path ablations" table beside CoLA, with its reading rule, and results.json the key
 "gradient_ablations".
+
+Planning (``--planning-runs`` or ``[experiment] planning_runs``) is a job of its own per planned run: the
+run's world model, driven through its action adapter, plans the shared held-out start/goal pairs, beside the
+oracle and the random policy on the same pairs (OUT/shared/planning_reference.json). Each result
+(planning.json beside the run's evaluation.json) records its settings; a call with other planning settings
+redoes only the planning, and trains and evaluates nothing again.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import torch
 
 from cola_eval.reproduction.driver import Driver
 from cola_eval.reproduction.jobs import JobFailed
-from cola_eval.reproduction.plan import SIZES, Experiment, size_config
+from cola_eval.reproduction.plan import PLANNING_RUNS, SIZES, Experiment, size_config
 
 # Exit status of a run that stopped at its chunk limit: call again to continue.
 EXIT_UNFINISHED = 75
@@ -83,6 +90,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "On a folder a call without it finished, only the new runs and their evaluations run; later calls "
         "on that folder need it too, or their summary leaves the ablations out",
     )
+    parser.add_argument(
+        "--planning-runs",
+        choices=PLANNING_RUNS,
+        help="which evaluated runs also plan on PushT (the config's experiment.planning_runs): the 4 "
+        "methods, all, or none. Planning results live in their own files, so a later call on a finished "
+        "folder may add or change them; only the planning jobs run",
+    )
     parser.add_argument("--estimate-only", action="store_true", help="collect data, print the estimate, exit")
     return parser.parse_args(argv)
 
@@ -116,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             experiment.seeds = list(args.seeds)
         if args.gradient_ablations:
             experiment.gradient_ablations = True
+        if args.planning_runs:
+            experiment.planning_runs = args.planning_runs
         max_minutes = args.max_minutes if args.max_minutes is not None else experiment.chunk_minutes
         driver = Driver(experiment, args.out, max_minutes or None)
         driver.say(

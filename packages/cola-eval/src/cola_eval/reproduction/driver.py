@@ -27,6 +27,7 @@ from cola_eval.reproduction.plan import (
     run_config,
     seed_branch,
 )
+from cola_eval.reproduction.shared import PLANNING_FILE, planned_under_current_settings
 
 OUT_GITIGNORE = "data/\n**/checkpoints/\n**/models/\n**/tensorboard/\n"
 
@@ -176,24 +177,43 @@ class Driver:
         target = self.run_dir(seed, name) / "evaluation.json"
         if target.exists():
             return
-        plan = name in self.planning_runs()
-        self.say(f"seed {seed}: evaluating {name}" + (" (with planning)" if plan else ""))
+        self.say(f"seed {seed}: evaluating {name}")
         started = time.perf_counter()
-        result = self.shared().evaluate(self.run_dir(seed, name), plan)
+        result = self.shared().evaluate(self.run_dir(seed, name))
         result.update(seed=seed, run=name, seconds=time.perf_counter() - started)
         _write_json(target, result)
         self.say(f"seed {seed}: {name} evaluated in {result['seconds']:.0f} s: " + _headline(result))
 
+    def plan(self, seed: int, name: str) -> None:
+        target = self.run_dir(seed, name) / PLANNING_FILE
+        if planned_under_current_settings(target, self.experiment):
+            return
+        pairs = self.experiment.eval.planning_pairs
+        self.say(f"seed {seed}: planning with {name} on {pairs} start/goal pairs")
+        started = time.perf_counter()
+        result = self.shared().plan(self.run_dir(seed, name))
+        result.update(seed=seed, run=name, seconds=time.perf_counter() - started)
+        _write_json(target, result)
+        step = result["planning"]["seconds_per_mpc_step"]
+        self.say(
+            f"seed {seed}: {name} planned in {result['seconds']:.0f} s: success "
+            f"{result['planning']['success']:.2f}" + (f", {step:.2f} s per MPC step" if step else "")
+        )
+
     # -- jobs ----------------------------------------------------------------------------------------------
     def jobs(self) -> list[Job]:
-        shared = self.experiment.planning_runs != "none"
-        return plan_jobs(self.experiment, self.evaluated_runs(), shared)
+        planned = [run for run in self.evaluated_runs() if run in self.planning_runs()]
+        return plan_jobs(self.experiment, self.evaluated_runs(), planned)
 
     def job_done(self, job: Job) -> bool:
         if job.kind == "shared":
-            return (self.out / "shared" / "planning_reference.json").exists()
+            reference = self.out / "shared" / "planning_reference.json"
+            return planned_under_current_settings(reference, self.experiment)
         if job.kind == "train":
             return self.done(self.run_dir(job.seed, job.run))
+        if job.kind == "plan":
+            planned = self.run_dir(job.seed, job.run) / PLANNING_FILE
+            return planned_under_current_settings(planned, self.experiment)
         return (self.run_dir(job.seed, job.run) / "evaluation.json").exists()
 
     def run_job(self, job: Job) -> None:
@@ -201,6 +221,8 @@ class Driver:
             self.shared().reference_planning()
         elif job.kind == "train":
             self.train_branch(job.seed, job.run)
+        elif job.kind == "plan":
+            self.plan(job.seed, job.run)
         else:
             self.evaluate(job.seed, job.run)
 
@@ -268,10 +290,18 @@ def machine() -> dict[str, Any]:
 # Switches that only add runs to an experiment: a later call on the same folder may turn them on (records
 # written before a switch existed lack its key).
 ADD_ONLY_SWITCHES = ("gradient_ablations",)
+# What planning is and which runs plan: a later call may change them, since planning results live in files of
+# their own (planning.json, shared/planning_reference.json) that record their settings and are redone when
+# those differ; trained runs and their evaluations do not depend on them.
+PLANNING_SWITCHES = ("planning_runs",)
+PLANNING_EVAL_OPTIONS = ("planning", "planning_pairs", "planning_config", "planning_cost", "readout_steps")
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in config.items() if key not in ADD_ONLY_SWITCHES}
+    kept = {k: v for k, v in config.items() if k not in (*ADD_ONLY_SWITCHES, *PLANNING_SWITCHES)}
+    if isinstance(kept.get("eval"), dict):
+        kept["eval"] = {k: v for k, v in kept["eval"].items() if k not in PLANNING_EVAL_OPTIONS}
+    return kept
 
 
 def _experiment_dict(experiment: Experiment) -> dict[str, Any]:

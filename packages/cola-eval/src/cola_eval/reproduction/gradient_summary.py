@@ -16,8 +16,8 @@ from cola_eval.reproduction.summary import (
     verdict,
 )
 
-# The measures judged: those of the paper's claims, plus codebook utilization (what the LAM's gradient
-# shapes); each has a tie threshold (the controllability columns have none and are shown, not judged).
+# The measures judged: those of the claims (the paper's and the controllability scores), plus codebook
+# utilization (what the LAM's gradient shapes); each has a tie threshold.
 MEASURES = (*((key, higher) for _, key, higher, _ in CLAIMS), ("codebook/utilization", True))
 # The ablation that removes each direction. Stopping the gradient cuts exactly the world model's tutoring
 # of the LAM (freezing the LAM also stops its own VQ losses: shown beside it as a check).

@@ -1,8 +1,9 @@
 """The reproduction's units of work as jobs with dependencies, and the scheduler that runs them on N workers.
 
 Jobs: one per trained run of each seed (a branch needs its parent: the seed's pretrain, or the adaptive
-warm-up for the adaptive joint run), one shared job (the planning readout and reference scores), and one per
-evaluated run of each seed (it needs its run and the shared job). A job is done when its marker exists, so a
+warm-up for the adaptive joint run), one per evaluated run of each seed (it needs its run), one shared job
+(the planning readout and reference scores) and one per planning run of each seed (it needs its run and the
+shared job). A job is done when its marker exists, so a
 killed run restarts by skipping them. With one worker the jobs run in this process; with more, each worker is
 a spawned process with its own share of the cores, and the first failure stops them all.
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of the experiment: ``kind`` is "train", "evaluate" or "shared"."""
+    """One unit of the experiment: ``kind`` is "train", "evaluate", "plan" or "shared"."""
 
     kind: str
     seed: int | None = None
@@ -41,9 +42,10 @@ def train_job_name(seed: int, run: str) -> str:
     return Job("train", seed, run).name
 
 
-def plan_jobs(experiment: Any, evaluated: Sequence[str], shared: bool) -> list[Job]:
-    """Every job in priority order: pretraining first, then the shared job, the seeds' branch runs (the
-    adaptive warm-up first, since the adaptive joint run waits on it), then the evaluations."""
+def plan_jobs(experiment: Any, evaluated: Sequence[str], planned: Sequence[str] = ()) -> list[Job]:
+    """Every job in priority order: pretraining first, then the shared job (only when some run plans), the
+    seeds' branch runs (the adaptive warm-up first, since the adaptive joint run waits on it), then the
+    evaluations and the planning of the ``planned`` runs."""
     from cola_eval.reproduction.plan import branches
 
     runs = branches(experiment)
@@ -52,13 +54,15 @@ def plan_jobs(experiment: Any, evaluated: Sequence[str], shared: bool) -> list[J
     order.append("cola-adaptive")
     jobs = [Job("train", seed, "pretrain") for seed in experiment.seeds]
     shared_needs: tuple[str, ...] = ()
-    if shared:
+    if planned:
         jobs.append(Job("shared"))
         shared_needs = (Job("shared").name,)
     for seed in experiment.seeds:
         jobs += [Job("train", seed, name, (train_job_name(seed, parents[name]),)) for name in order]
     for seed in experiment.seeds:
-        jobs += [Job("evaluate", seed, run, (train_job_name(seed, run), *shared_needs)) for run in evaluated]
+        jobs += [Job("evaluate", seed, run, (train_job_name(seed, run),)) for run in evaluated]
+    for seed in experiment.seeds:
+        jobs += [Job("plan", seed, run, (train_job_name(seed, run), *shared_needs)) for run in planned]
     return jobs
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 from cola_eval.evaluation import EvaluationData, MetricNetworks, PlanningSetup, RunEvaluation, device_of
 
+PLANNING_FILE = "planning.json"  # one run's planning result, beside its evaluation.json
+
 
 @dataclass
 class SharedEvaluation:
@@ -41,10 +43,14 @@ class SharedEvaluation:
             episodes, frames, int(data.get("frame_size", 64)), int(data.get("frame_skip", 1)), options.split
         )
         networks = MetricNetworks(options, device_of(options.device))
-        shared = cls(experiment, EvaluationData(held_out, train, frames, networks), out / "shared", say)
-        if experiment.planning_runs != "none":
-            shared.data.planning = shared._planning()
-        return shared
+        return cls(experiment, EvaluationData(held_out, train, frames, networks), out / "shared", say)
+
+    def planning(self) -> PlanningSetup:
+        """The planning pairs and readout, built on first use: only the planning jobs need them, and the
+        shared job (which every planning job waits on) trains the readout once before any of them."""
+        if self.data.planning is None:
+            self.data.planning = self._planning()
+        return self.data.planning
 
     def _planning(self) -> PlanningSetup:
         """The planning pairs and the block-pose readout of the planning cost: trained once on the train
@@ -57,8 +63,9 @@ class SharedEvaluation:
         options = self.experiment.eval
         folder = self.out / "readout"
         weights, record = folder / "model.safetensors", folder / "readout.json"
-        if weights.exists() and record.exists():
-            saved = json.loads(record.read_text())
+        saved = json.loads(record.read_text()) if record.exists() else {}
+        # Records from before the steps were kept were trained with this call's steps.
+        if weights.exists() and saved and saved.get("steps", options.readout_steps) == options.readout_steps:
             readout = StateReadout(ReadoutConfig(**saved["config"]))
             load_model(readout, weights)
             return planning_setup(self.data.held_out, self.data.train, options, readout.eval())
@@ -70,7 +77,12 @@ class SharedEvaluation:
         summary = {"position_px": errors.position_px, "angle_rad": errors.angle_rad, "frames": errors.frames}
         record.write_text(
             json.dumps(
-                {"config": dataclasses.asdict(setup.readout.config), "held_out_errors": summary}, indent=2
+                {
+                    "config": dataclasses.asdict(setup.readout.config),
+                    "steps": options.readout_steps,
+                    "held_out_errors": summary,
+                },
+                indent=2,
             )
         )
         setup.readout.eval()
@@ -79,17 +91,15 @@ class SharedEvaluation:
     def readout_errors(self) -> dict[str, float]:
         return json.loads((self.out / "readout" / "readout.json").read_text())["held_out_errors"]
 
-    def reference_planning(self) -> dict[str, Any] | None:
+    def reference_planning(self) -> dict[str, Any]:
         """The true simulator (oracle) and a random policy on the same pairs: the scale's two ends.
 
         The oracle scores its rollouts with the true block pose (``state_pose``): a perfect model with a
         perfect cost, and no frames to render, which keeps the reference affordable on a CPU.
         """
-        setup = self.data.planning
-        if setup is None:
-            return None
+        setup = self.planning()
         path = self.out / "planning_reference.json"
-        if path.exists():
+        if planned_under_current_settings(path, self.experiment):
             return json.loads(path.read_text())
         references: dict[str, Any] = {}
         seed = self.experiment.eval.seed
@@ -103,19 +113,55 @@ class SharedEvaluation:
                 "seconds": time.perf_counter() - started,
             }
         references["readout_held_out_errors"] = self.readout_errors()
-        references["config"] = self.experiment.eval.planning_config
+        references["config"] = dataclasses.asdict(setup.config)
+        references["settings"] = planning_settings(self.experiment)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(references, indent=2))
         return references
 
-    def evaluate(self, run_dir: Path, plan: bool) -> dict[str, Any]:
-        """evaluation.json of one finished run; ``plan``: with PushT planning."""
+    def evaluate(self, run_dir: Path) -> dict[str, Any]:
+        """evaluation.json of one finished run (planning is a job of its own: :meth:`plan`)."""
         from cola_train import load_trained
 
         from cola_eval.evaluation import evaluate_run
 
-        options = dataclasses.replace(self.experiment.eval, planning=plan)
+        options = dataclasses.replace(self.experiment.eval, planning=False)
         return evaluation_record(evaluate_run(load_trained(run_dir), self.data, options), options)
+
+    def plan(self, run_dir: Path) -> dict[str, Any]:
+        """planning.json of one finished run: its world model and action adapter on the shared pairs."""
+        from cola_train import load_trained
+
+        from cola_eval.evaluation import plan_run, planning_metrics
+
+        options = dataclasses.replace(self.experiment.eval, planning=True)
+        self.planning()
+        result = plan_run(load_trained(run_dir), self.data, options)
+        return {
+            "metrics": {key: m["value"] for key, m in planning_metrics("world_model", result).items()},
+            "planning": planning_record(result),
+            "settings": planning_settings(self.experiment),
+        }
+
+
+def planning_settings(experiment: Any) -> dict[str, Any]:
+    """What a planning result depends on besides its run (the pairs follow from these and the folder's
+    data): a result planned under other settings is redone, so a later call may change them."""
+    options = experiment.eval
+    return {
+        "pairs": options.planning_pairs,
+        "config": dict(options.planning_config),
+        "cost": options.planning_cost,
+        "seed": options.seed,
+        "readout_steps": options.readout_steps,
+        "frame_skip": int(experiment.run.get("data", {}).get("frame_skip", 1)),
+    }
+
+
+def planned_under_current_settings(path: Path, experiment: Any) -> bool:
+    """Whether ``path`` (planning.json or planning_reference.json) exists and was planned as the experiment
+    plans now."""
+    return path.exists() and json.loads(path.read_text()).get("settings") == planning_settings(experiment)
 
 
 PLANNING_KEEP = (

@@ -64,6 +64,24 @@ CLAIMS = (
         False,
         "FVD +19.0 (74.65 -> 93.68) vs +41.9 (73.54 -> 115.45)",
     ),
+    (
+        "co-evolution's world model follows its actions better (moving-pixel delta-PSNR)",
+        "moving_delta_psnr",
+        True,
+        "not measured in the paper",
+    ),
+    (
+        "co-evolution's world model follows its actions better (agent-position error, inferred codes)",
+        "inferred/agent_error",
+        False,
+        "not measured in the paper",
+    ),
+    (
+        "co-evolution's rollouts keep the actions that drive them (action recovery)",
+        "inferred/action_recovery",
+        True,
+        "not measured in the paper",
+    ),
     ("co-evolution plans better than two-stage", "planning/world_model/success", True, "VP2 13.12% vs 6.94%"),
 )
 # Per-seed differences no larger than these are ties: below what the metric resolves on a few dozen
@@ -77,19 +95,38 @@ TIE_THRESHOLDS = {
     "inferred/fvd": 5.0,
     "adapter_degradation/psnr_db": 0.1,
     "codebook/utilization": 0.02,
+    # The controllability scores: a moving-pixel PSNR moves by tenths of a dB between seeds of one run;
+    # the agent read off a 64 px frame is located to about a pixel; action recovery counts a few hundred
+    # tokens, so one point is a handful of tokens.
+    "moving_delta_psnr": 0.1,
+    "inferred/agent_error": 0.5,
+    "inferred/action_recovery": 1.0,
 }
 # Metrics with a floor both methods can sit at, where a comparison says nothing about the methods.
 FLOORS = {"planning/world_model/success": 0.0}
 
 
-def read_evaluations(out: Path, seeds: list[int], runs: list[str]) -> dict[str, dict[int, dict[str, Any]]]:
-    """run -> seed -> evaluation.json (only those that exist)."""
+def read_evaluations(
+    out: Path, seeds: list[int], runs: list[str], experiment: Any = None
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """run -> seed -> evaluation.json (only those that exist), with the run's planning.json merged in where
+    it was planned under ``experiment``'s current planning settings."""
+    from cola_eval.reproduction.shared import PLANNING_FILE, planned_under_current_settings
+
     found: dict[str, dict[int, dict[str, Any]]] = {}
     for run in runs:
         for seed in seeds:
-            path = out / "runs" / f"seed{seed}" / run / "evaluation.json"
-            if path.exists():
-                found.setdefault(run, {})[seed] = json.loads(path.read_text())
+            folder = out / "runs" / f"seed{seed}" / run
+            if not (folder / "evaluation.json").exists():
+                continue
+            evaluation = json.loads((folder / "evaluation.json").read_text())
+            planning = folder / PLANNING_FILE
+            if experiment is not None and planned_under_current_settings(planning, experiment):
+                planned = json.loads(planning.read_text())
+                evaluation["metrics"].update(planned["metrics"])
+                evaluation["planning"] = planned["planning"]
+                evaluation["counts"]["planning_pairs"] = planned["planning"]["num_pairs"]
+            found.setdefault(run, {})[seed] = evaluation
     return found
 
 
@@ -316,9 +353,11 @@ def table_lines(
 def write_summary(experiment: Any, out: Path, methods: dict[str, str], runs: list[str]) -> list[Path]:
     """results.md, results.json and utilization.png in ``out``."""
     from cola_eval.reproduction.plan import fraction_name, warmup_run_name, warmup_steps
+    from cola_eval.reproduction.shared import planned_under_current_settings
 
-    evaluations = read_evaluations(out, experiment.seeds, runs)
+    evaluations = read_evaluations(out, experiment.seeds, runs, experiment)
     keys = {key for key, _ in METHOD_COLUMNS} | {key for key, _ in ABLATION_COLUMNS}
+    keys |= {key for key, _ in PLANNING_COLUMNS}
     stats = {
         run: {key: aggregate(list(per_seed(found, key).values())) for key in keys}
         for run, found in evaluations.items()
@@ -343,7 +382,8 @@ def write_summary(experiment: Any, out: Path, methods: dict[str, str], runs: lis
         for label, run in ablation.items()
     }
     checked = findings(evaluations, methods)
-    references = _read(out / "shared" / "planning_reference.json")
+    reference_path = out / "shared" / "planning_reference.json"
+    references = _read(reference_path) if planned_under_current_settings(reference_path, experiment) else {}
     machine = _read(out / "experiment.json").get("machine", {})
     estimate = _read(out / "estimate.json")
 
@@ -414,20 +454,12 @@ def write_summary(experiment: Any, out: Path, methods: dict[str, str], runs: lis
         extra, gradient = section(evaluations, stats, rows, len(experiment.seeds))
         lines += extra
     if references:
-        lines += ["", "## Planning references (same start/goal pairs)", ""]
-        names = {"oracle": "oracle (true simulator, true block pose as cost)", "random": "random policy"}
-        for name, label in names.items():
-            entry = references[name]
-            lines.append(
-                f"- {label}: success {entry['success']:.2f} (strict {entry['success_strict']:.2f}) over "
-                f"{entry['num_pairs']} pairs"
-            )
-        errors = references.get("readout_held_out_errors") or {}
-        if errors:
-            lines.append(
-                f"- block-pose readout of the planning cost, held-out error: {errors['position_px']:.1f} px, "
-                f"{errors['angle_rad']:.3f} rad"
-            )
+        labels = {run: label for label, run in methods.items()}
+        if experiment.gradient_ablations:
+            from cola_eval.reproduction.plan import gradient_ablation_rows
+
+            labels |= {run: label for label, run in gradient_ablation_rows(experiment).items()}
+        lines += ["", *planning_section(references, stats, evaluations, labels)]
     unavailable = sorted(
         {
             f"{key}: {reason}"
@@ -473,6 +505,75 @@ def write_summary(experiment: Any, out: Path, methods: dict[str, str], runs: lis
         )
     )
     return [markdown, raw, plot]
+
+
+PLANNING_COLUMNS = (
+    ("planning/world_model/success", "success"),
+    ("planning/world_model/success_strict", "strict success"),
+    ("planning/world_model/s_per_mpc_step", "s per MPC step"),
+)
+REFERENCE_LABELS = {
+    "oracle": "oracle (true simulator, true block pose as cost)",
+    "random": "random policy",
+}
+
+
+def planning_section(
+    references: dict[str, Any],
+    stats: dict[str, dict[str, Any]],
+    evaluations: dict[str, dict[int, dict[str, Any]]],
+    labels: dict[str, str],
+) -> list[str]:
+    """The planning table: every planned run's world model (mean +- std over seeds) beside the oracle and
+    the random policy on the same start/goal pairs, with the pair count and the MPC step time."""
+    config = references.get("config") or {}
+    lines = [
+        "## Planning (same start/goal pairs for every row)",
+        "",
+        f"Each row plans {references['oracle']['num_pairs']} held-out start/goal pairs (goal "
+        f"{config.get('goal_offset')} env steps after the start, rebuilt by replay) within a "
+        f"{config.get('budget')}-env-step budget with {str(config.get('method', '')).upper()} (horizon "
+        f"{config.get('horizon')}, {config.get('samples')} samples, {config.get('iterations')} iterations, "
+        f"{config.get('execute_steps')} actions executed per replan, each held for "
+        f"{config.get('action_repeat', 1)} env steps: one world-model transition); success is judged by the "
+        "simulator. World-model rows: the run's world model driven through its action adapter, scored by "
+        "the block-pose readout; cells are mean +- std over seeds.",
+        "",
+        "| planner | success | strict success | pairs per seed | pairs solved beyond random (mean) | "
+        "s per MPC step |",
+        "|---|---|---|---|---|---|",
+    ]
+    random = references["random"]["success"]
+    for name, label in REFERENCE_LABELS.items():
+        entry = references[name]
+        step = entry.get("seconds_per_mpc_step")
+        lines.append(
+            f"| {label} | {entry['success']:.3f} | {entry['success_strict']:.3f} | {entry['num_pairs']} | "
+            f"{(entry['success'] - random) * entry['num_pairs']:+.1f} | "
+            + (f"{step:.3f}" if step else "-")
+            + " |"
+        )
+    for run, found in evaluations.items():
+        planned = [r for r in found.values() if r.get("planning")]
+        if not planned:
+            continue
+        cells = [cell(stats[run][key]) for key, _ in PLANNING_COLUMNS]
+        pairs = sorted({r["planning"]["num_pairs"] for r in planned})
+        beyond = statistics.fmean(
+            (r["planning"]["success"] - random) * r["planning"]["num_pairs"] for r in planned
+        )
+        lines.append(
+            f"| world model: {labels.get(run, run)} ({len(planned)} seeds) | {cells[0]} | {cells[1]} | "
+            f"{'/'.join(map(str, pairs))} | {beyond:+.1f} | {cells[2]} |"
+        )
+    errors = references.get("readout_held_out_errors") or {}
+    if errors:
+        lines += [
+            "",
+            f"Block-pose readout of the planning cost, held-out error: {errors['position_px']:.1f} px, "
+            f"{errors['angle_rad']:.3f} rad.",
+        ]
+    return lines
 
 
 def difference_cell(entry: dict[str, Any]) -> str:

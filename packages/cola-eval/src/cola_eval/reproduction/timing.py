@@ -150,7 +150,7 @@ def estimate_remaining(
     count) is given. Each job's seconds come from them; the wall time is the schedule of those jobs on the
     workers (:func:`cola_eval.reproduction.jobs.makespan`), timed as if each worker had the machine to itself.
     """
-    from cola_eval.reproduction.jobs import makespan
+    from cola_eval.reproduction.jobs import Job, makespan
     from cola_eval.reproduction.plan import adaptive_joint_branch, branches
 
     experiment = driver.experiment
@@ -176,6 +176,9 @@ def estimate_remaining(
         per_step, evaluation = measured["per_step_seconds"], measured["evaluation_timings"]
         measured_at = measured["measured_at"]
         say(f"per-step timings measured {measured_at} (delete estimate.json to measure again)")
+        if driver.planning_runs() and "wm_predict" not in evaluation:
+            say("measuring the planning timings (the earlier calls did not plan)")
+            evaluation = evaluation_timings(driver)
     per_step = {stage: seconds for stage, seconds in per_step.items() if left.get(stage, 0) > 0}
     training = sum(left[stage] * per_step[stage] for stage in per_step)
 
@@ -187,16 +190,17 @@ def estimate_remaining(
     adapter = settings.adapter_steps * evaluation["adapter_step"]
     per_run = rollout + encode + adapter
     pairs = settings.planning_pairs
-    mpc_steps = pairs * math.ceil(planning.budget / planning.execute_steps)
+    # Each planned action lasts one transition: frame_skip env steps of the budget.
+    repeat = int(experiment.run.get("data", {}).get("frame_skip", 1))
+    mpc_steps = pairs * math.ceil(planning.budget / (planning.execute_steps * repeat))
     iterations = planning.iterations
-    plan_run = mpc_steps * iterations * evaluation.get("wm_predict", 0.0)
+    plan_run = adapter + mpc_steps * iterations * evaluation.get("wm_predict", 0.0)
     reference = 0.0
-    if "wm_predict" in evaluation and not (driver.out / "shared" / "planning_reference.json").exists():
-        reference = mpc_steps * iterations * evaluation["oracle_predict"]
+    if "wm_predict" in evaluation:
+        reference = mpc_steps * iterations * evaluation["oracle_predict"] * repeat
         if not (driver.out / "shared" / "readout" / "model.safetensors").exists():
             reference += settings.readout_steps * evaluation["readout_step"]
 
-    planned = driver.planning_runs()
     jobs = driver.jobs()
     seconds: dict[str, float] = {}
     for job in jobs:
@@ -206,13 +210,15 @@ def estimate_remaining(
             steps = steps_left[(job.seed, job.run)]
             seconds[job.name] = sum(count * per_step.get(stage, 0.0) for stage, count in steps.items())
         elif job.kind == "evaluate":
-            seconds[job.name] = per_run + (plan_run if job.run in planned else 0.0)
+            seconds[job.name] = per_run
+        elif job.kind == "plan":
+            seconds[job.name] = plan_run
         else:
             seconds[job.name] = reference
-    evaluations_left = [job for job in jobs if job.kind == "evaluate" and job.name in seconds]
-    runs_left = len(evaluations_left)
-    planned_left = sum(job.run in planned for job in evaluations_left)
-    evaluation_total = runs_left * per_run + planned_left * plan_run + reference
+    runs_left = sum(job.kind == "evaluate" and job.name in seconds for job in jobs)
+    planned_left = sum(job.kind == "plan" and job.name in seconds for job in jobs)
+    reference_left = reference if Job("shared").name in seconds else 0.0
+    evaluation_total = runs_left * per_run + planned_left * plan_run + reference_left
     total = makespan(jobs, seconds, workers)
     say(
         "measured: "
@@ -228,8 +234,8 @@ def estimate_remaining(
         f"estimated wall time left: {total / 60:.1f} min on {workers} worker(s) for "
         f"{(training + evaluation_total) / 60:.1f} min of work (training {training / 60:.1f} min for "
         + ", ".join(f"{steps} {stage}" for stage, steps in left.items() if steps)
-        + f" steps; evaluation {evaluation_total / 60:.1f} min for {runs_left} runs, "
-        + f"{planned_left} with planning"
+        + f" steps; evaluation {evaluation_total / 60:.1f} min for {runs_left} runs and planning with "
+        + f"{planned_left}"
         + "). Timings are measured now, with one worker busy: workers running side by side share the "
         "memory bandwidth and run somewhat slower; a machine busy now makes the estimate pessimistic."
     )
