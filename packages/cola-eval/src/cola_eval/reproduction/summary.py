@@ -454,11 +454,12 @@ def write_summary(experiment: Any, out: Path, methods: dict[str, str], runs: lis
         extra, gradient = section(evaluations, stats, rows, len(experiment.seeds))
         lines += extra
     if references:
-        labels = {run: label for label, run in methods.items()}
+        labels: dict[str, str] = {}
         if experiment.gradient_ablations:
             from cola_eval.reproduction.plan import gradient_ablation_rows
 
-            labels |= {run: label for label, run in gradient_ablation_rows(experiment).items()}
+            labels = {run: label for label, run in gradient_ablation_rows(experiment).items()}
+        labels |= {run: label for label, run in methods.items()}  # CoLA's run keeps its method label
         lines += ["", *planning_section(references, stats, evaluations, labels)]
     unavailable = sorted(
         {
