@@ -27,7 +27,7 @@ from cola_eval.reproduction.plan import (
     run_config,
     seed_branch,
 )
-from cola_eval.reproduction.shared import PLANNING_FILE, planned_under_current_settings
+from cola_eval.reproduction.shared import PLANNING_FILE, PLANNING_OPTIONS, planned_under_current_settings
 
 OUT_GITIGNORE = "data/\n**/checkpoints/\n**/models/\n**/tensorboard/\n"
 
@@ -290,17 +290,16 @@ def machine() -> dict[str, Any]:
 # Switches that only add runs to an experiment: a later call on the same folder may turn them on (records
 # written before a switch existed lack its key).
 ADD_ONLY_SWITCHES = ("gradient_ablations",)
-# What planning is and which runs plan: a later call may change them, since planning results live in files of
-# their own (planning.json, shared/planning_reference.json) that record their settings and are redone when
-# those differ; trained runs and their evaluations do not depend on them.
+# Which runs plan, and how (shared.PLANNING_OPTIONS): a later call may change them, since planning results
+# live in files of their own (planning.json, shared/planning_reference.json) that record their settings and
+# are redone when those differ; trained runs and their evaluations do not depend on them.
 PLANNING_SWITCHES = ("planning_runs",)
-PLANNING_EVAL_OPTIONS = ("planning", "planning_pairs", "planning_config", "planning_cost", "readout_steps")
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     kept = {k: v for k, v in config.items() if k not in (*ADD_ONLY_SWITCHES, *PLANNING_SWITCHES)}
     if isinstance(kept.get("eval"), dict):
-        kept["eval"] = {k: v for k, v in kept["eval"].items() if k not in PLANNING_EVAL_OPTIONS}
+        kept["eval"] = {k: v for k, v in kept["eval"].items() if k not in PLANNING_OPTIONS}
     return kept
 
 

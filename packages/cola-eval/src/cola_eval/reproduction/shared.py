@@ -144,16 +144,20 @@ class SharedEvaluation:
         }
 
 
+# The [eval] options only planning reads: a later call may change them (the driver's folder check ignores
+# them), since every planning result records them with its settings and is redone when they differ.
+PLANNING_OPTIONS = ("planning", "planning_pairs", "planning_config", "planning_cost", "readout_steps")
+
+
 def planning_settings(experiment: Any) -> dict[str, Any]:
     """What a planning result depends on besides its run (the pairs follow from these and the folder's
     data): a result planned under other settings is redone, so a later call may change them."""
     options = experiment.eval
+    chosen = {name: getattr(options, name) for name in PLANNING_OPTIONS if name != "planning"}
     return {
-        "pairs": options.planning_pairs,
-        "config": dict(options.planning_config),
-        "cost": options.planning_cost,
+        **chosen,
+        "planning_config": dict(options.planning_config),
         "seed": options.seed,
-        "readout_steps": options.readout_steps,
         "frame_skip": int(experiment.run.get("data", {}).get("frame_skip", 1)),
     }
 
