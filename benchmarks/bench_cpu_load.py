@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import platform
@@ -34,8 +35,6 @@ from pathlib import Path
 
 WORKER = Path(__file__).resolve().parent / "cpu_load_worker.py"
 STAGES = ("pretrain", "warmup", "joint")
-# Steps of each stage in the quickstart (configs/quickstart.toml): its time is the sum of steps / rate.
-QUICKSTART_STEPS = {"pretrain": 1200, "warmup": 250, "joint": 500}
 COMPETITOR = "while True:\n    pass\n"
 
 
@@ -143,7 +142,16 @@ def quickstart_seconds(rates: dict[str, float | None] | None) -> float | None:
     """The quickstart's training time at these stage rates (None: not measured)."""
     if rates is None:
         return None
-    return sum(steps / rates[stage] for stage, steps in QUICKSTART_STEPS.items())
+    return sum(steps / rates[stage] for stage, steps in quickstart_steps().items())
+
+
+@functools.cache
+def quickstart_steps() -> dict[str, int]:
+    """Steps of each stage in the quickstart preset (configs/quickstart.toml)."""
+    from cola_train import load_config
+
+    config = load_config(preset="quickstart")
+    return {stage: config.stage(stage).steps for stage in STAGES}
 
 
 def figures(rows: list[dict]) -> dict[str, float | None]:
@@ -210,8 +218,9 @@ def table(rows: list[dict], found: dict[str, float | None], sizes: Sizes, dry: b
         lines.append(f"| {row['setting']} | " + " | ".join(cells + times) + " |")
     lines += [
         "",
-        "Quickstart time: the steps of configs/quickstart.toml (pretrain 1200, warm-up 250, joint 500) at "
-        "these rates.",
+        "Quickstart time: the steps of configs/quickstart.toml ("
+        + ", ".join(f"{stage} {steps}" for stage, steps in quickstart_steps().items())
+        + ") at these rates.",
         "",
         "- loaded adaptive vs quiet 1 thread: "
         + figure(found["loaded_default_vs_quiet_one_thread"], ">= 0.90"),

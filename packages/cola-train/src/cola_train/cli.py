@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_quickstart_command(commands: argparse._SubParsersAction) -> None:
     quick = commands.add_parser(
-        "quickstart", help="Collect PushT and co-train a tiny model on the CPU (~12 min)."
+        "quickstart", help="Collect PushT and co-train a tiny model on the CPU (~15 min on 2 cores)."
     )
     quick.add_argument(
         "--out", default="cola-quickstart", help="folder for data/ and run/ (default: %(default)s)"
