@@ -1,13 +1,13 @@
 """The controllability targets of several quickstart runs, side by side, with their wall times.
 
-Each run is a ``cola-train quickstart --out Q`` folder reported by ``cola-eval report Q/run --out Q/report``;
-runs are grouped by a label (``LABEL=Q``, repeated: one entry per seed) and each group's figures are printed
-as mean +- std over its runs, beside the issue's targets. The wall time is read from ``Q.time`` when the
-caller wrote one (a line ``quickstart rc=0 wall_s=N``, as the shell measured it), and the stages' median
-steps/s from the run's ``metrics.jsonl``.
+Each run is a folder Q made by ``bash benchmarks/quickstart_run.sh Q [--set KEY=VALUE ...]`` (the timed
+``cola-train quickstart --out Q``, then ``cola-eval report Q/run --out Q/report``, the wall times in
+``Q.time``); runs are grouped by a label (``LABEL=Q``, repeated: one entry per seed) and each group's
+figures are printed as mean +- std over its runs, beside the issue's targets, with the stages' median
+steps/s from the run's ``metrics.jsonl``. A folder without ``Q.time`` has no wall time.
 
-    uv run python benchmarks/quickstart_table.py now=/tmp/qA0 now=/tmp/qA1 split=/tmp/qC0 split=/tmp/qC1 \
-        [--out FILE.json]
+    bash benchmarks/quickstart_run.sh /tmp/qD0 --set seed=0 --set pretrain.steps=600 --set joint.steps=700
+    uv run python benchmarks/quickstart_table.py adopted=/tmp/qD0 adopted=/tmp/qD1 [--out FILE.json]
 """
 
 from __future__ import annotations
