@@ -50,7 +50,6 @@ def test_plan_shares_runs_and_gives_every_method_the_same_budget():
         "pretrain",
         "two-stage",
         "warmup-0",
-        "warmup-1of8",
         "warmup-1of4",
         "warmup-1of2",
         "adaptive-warmup",
@@ -71,7 +70,7 @@ def test_gradient_ablations_are_cola_with_one_joint_switch_and_only_when_enabled
     assert not set(GRADIENT_ABLATIONS) & {branch.name for branch in branches(experiment)}
     experiment.gradient_ablations = True
     runs = {branch.name: branch for branch in branches(experiment)}
-    cola = runs["warmup-1of8"]
+    cola = runs["warmup-1of4"]
     expected = {
         "joint-frozen-lam": "freeze_lam",
         "joint-frozen-wm": "freeze_wm",
@@ -84,7 +83,7 @@ def test_gradient_ablations_are_cola_with_one_joint_switch_and_only_when_enabled
         others = {"freeze_lam", "freeze_wm", "stop_gradient"} - {switch}
         assert getattr(joint, switch) and not any(getattr(joint, other) for other in others), name
         assert not run_config(experiment, branch, 0, tmp_path).warmup.freeze_lam
-    assert list(gradient_ablation_rows(experiment).values()) == ["warmup-1of8", *expected]
+    assert list(gradient_ablation_rows(experiment).values()) == ["warmup-1of4", *expected]
 
 
 def test_the_direction_carrying_the_gain_is_the_one_whose_cut_leaves_cola_ahead():
