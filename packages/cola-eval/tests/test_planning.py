@@ -202,6 +202,26 @@ def test_world_model_rolls_all_samples_out_in_one_batch(episodes):
     assert prediction.frames.abs().max() <= 1.0
 
 
+def test_world_model_guides_its_rollouts_as_told_and_by_its_own_scale_when_not(episodes):
+    wm, adapter = tiny_world_model()
+    wm.config.guidance_scale = 3.0
+    batches = []
+    wm.register_forward_hook(lambda module, args, output: batches.append(args[0].shape[0]))
+    env = restore_state(episodes[0], 5)
+    observation = Observation(env, frames_to_tensor(render_frame(env)), pusht_state(env)[:2])
+    deltas = np.random.default_rng(0).normal(size=(6, 3, 2)) * 40
+    for scale, batch in ((1.0, 6), (4.0, 12), (None, 12)):
+        batches.clear()
+        WorldModel(wm, adapter, euler_steps=1, guidance_scale=scale).predict(observation, deltas, frames=True)
+        assert batches == [batch], scale  # guided: conditional and null actions in one batch
+    wm.config.guidance_scale = 1.0
+    batches.clear()
+    WorldModel(wm, adapter, euler_steps=1, guidance_scale=None).predict(observation, deltas, frames=True)
+    assert batches == [6]
+    with pytest.raises(ValueError, match="guidance_scale must be a finite number > 0"):
+        PlanningConfig(guidance_scale=0.0)
+
+
 def test_world_model_planning_runs_through_evaluate(episodes):
     wm, adapter = tiny_world_model()
     config = PlanningConfig(horizon=2, samples=4, iterations=1, budget=2, goal_offset=6, euler_steps=1)

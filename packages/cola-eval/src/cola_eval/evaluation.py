@@ -409,7 +409,10 @@ def _world_model_planning(wm: Any, adapter: Any, data: EvaluationData, options: 
         raise ValueError(
             "options.planning needs the data's planning setup (cola_eval.evaluation.planning_setup)"
         )
-    model = WorldModel(wm, adapter, euler_steps=data.planning.config.euler_steps, seed=options.seed)
+    config = data.planning.config
+    model = WorldModel(
+        wm, adapter, euler_steps=config.euler_steps, seed=options.seed, guidance_scale=config.guidance_scale
+    )
     return data.planning.plan(data.held_out.episodes, model, options.seed)
 
 

@@ -19,7 +19,9 @@ class PlanningConfig:
     ``elite_fraction`` lowest costs; MPPI weights samples by ``exp(-(cost - min) / (gamma * (max - min)))``, a
     temperature relative to the spread of the sampled costs, so one ``gamma`` suits pixel and pose costs.
     ``init_std`` (in units of ``max_delta``) is the sampling spread after every replan; ``euler_steps`` is the
-    world model's number of sampling steps. ``action_repeat`` is how many env steps one planned action lasts:
+    world model's number of sampling steps and ``guidance_scale`` its action guidance in planned rollouts
+    (None: the world model's own ``config.guidance_scale``, as :func:`cola_wm.sample` and the report's
+    rollouts use; 1: none). ``action_repeat`` is how many env steps one planned action lasts:
     its target is held that long, one world-model transition per action. A world model trained at frame skip
     k predicts k env steps a transition, so plan it with ``action_repeat=k`` (the evaluation does, from the
     run's data); ``budget`` and ``goal_offset`` count env steps either way.
@@ -40,6 +42,7 @@ class PlanningConfig:
     goal_offset: int = 25
     plan_score: str = "best_step"
     action_repeat: int = 1
+    guidance_scale: float | None = 1.0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -67,6 +70,13 @@ class PlanningConfig:
             )
         if not 0.0 < self.elite_fraction <= 1.0:
             raise ValueError(f"PlanningConfig.elite_fraction must be in (0, 1], got {self.elite_fraction}.")
+        if self.guidance_scale is not None and not (
+            isinstance(self.guidance_scale, int | float) and 0 < self.guidance_scale < float("inf")
+        ):
+            raise ValueError(
+                "PlanningConfig.guidance_scale must be a finite number > 0 (1: no guidance) or None (the "
+                f"world model's own), got {self.guidance_scale!r}."
+            )
         for name in ("gamma", "init_std", "max_delta"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"PlanningConfig.{name} must be > 0, got {getattr(self, name)}.")

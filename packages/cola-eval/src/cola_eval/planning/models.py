@@ -101,14 +101,20 @@ class WorldModel:
     """The learned model: deltas -> the adapter's latent actions -> one batched rollout of the world model.
 
     The rollout starts from the current frame alone (one context frame) and samples with ``euler_steps`` Euler
-    steps and no guidance, on the world model's device; an adapter trained with frames sees the current frame
+    steps and action guidance ``guidance_scale`` (None: the world model's own; 1: none), on the world
+    model's device; an adapter trained with frames sees the current frame
     for every step of the plan.
     """
 
     name = "world_model"
 
     def __init__(
-        self, wm: ActionConditionedDiT, adapter: ActionAdapter, euler_steps: int = 3, seed: int = 0
+        self,
+        wm: ActionConditionedDiT,
+        adapter: ActionAdapter,
+        euler_steps: int = 3,
+        seed: int = 0,
+        guidance_scale: float | None = 1.0,
     ) -> None:
         if adapter.config.action_columns != DELTA_COLUMNS:
             raise ValueError(
@@ -125,6 +131,7 @@ class WorldModel:
         self.wm = wm.eval()
         self.adapter = adapter.eval()
         self.euler_steps = euler_steps
+        self.guidance_scale = guidance_scale
         self.device = next(wm.parameters()).device
         self.adapter.to(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -153,7 +160,7 @@ class WorldModel:
             latent.flatten(-2),
             num_frames=horizon + 1,
             steps=self.euler_steps,
-            guidance_scale=1.0,
+            guidance_scale=self.guidance_scale,
             generator=self.generator,
         )
         # Costs, goals and the readout live on the CPU; only the rollout runs on the model's device.
