@@ -102,8 +102,7 @@ class WorldModel:
 
     The rollout starts from the current frame alone (one context frame) and samples with ``euler_steps`` Euler
     steps and action guidance ``guidance_scale`` (None: the world model's own; 1: none), on the world
-    model's device; an adapter trained with frames sees the current frame
-    for every step of the plan.
+    model's device; an adapter trained with frames sees the current frame for every step of the plan.
     """
 
     name = "world_model"

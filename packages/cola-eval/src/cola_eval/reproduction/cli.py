@@ -12,9 +12,9 @@ Per seed one world model is pretrained (action-free), then every method branches
 budget, batch and learning rates: two-stage (lam_recon, then wm_finetune with the LAM frozen), joint without
 warm-up, CoLA (warm-up, then joint), CoLA with the engine's adaptive warm-up, plus the warm-up ablation
 (the config's warmup_fractions, 0, 1/4 and 1/2 of the budget at the cpu size; runs shared with the
-methods are trained once). Each branch is a resumable
-cola-train run in OUT/runs/seed<N>/<run>/ (config.json, metrics.jsonl, models/); each finished unit leaves a
-marker, so a killed or chunked run continues where it stopped. Each training run and each evaluation is a job
+methods are trained once). Each branch is a resumable cola-train run in OUT/runs/seed<N>/<run>/ (config.json,
+metrics.jsonl, models/); each finished unit leaves a marker, so a killed or chunked run continues where it
+stopped. Each training run and each evaluation is a job
 (cola_eval.reproduction.jobs); ``--workers N`` runs independent jobs in N processes with cores // N torch
 threads each, a branch only after its parent (the seed's pretrain; the adaptive warm-up for the adaptive
 joint run). The summary (results.md, results.json, utilization.png) is recomputed from the evaluations every
