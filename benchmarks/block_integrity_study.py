@@ -1,0 +1,191 @@
+"""Does the T block survive a rollout? Sampling settings against block-integrity scores, on trained runs.
+
+Rolls each run's world model out from the first frame of held-out PushT clips two DiT windows long (the
+code atlas's horizon), driven by the IDM's inferred latent actions of the clip, at every combination of Euler
+steps, action guidance and sampling time shift, with the same noise for every setting. Scores, per predicted
+frame, against the real clip:
+
+    block IoU    intersection over union of the block-coloured pixels (PushT draws the T in slate grey;
+                 see `block_mask`) of the prediction and of the real frame: 1 is a block in the right place
+                 and shape, a smeared or dissolved block scores low
+    block area   block-coloured pixels of the prediction over those of the real frame: a block that dissolves
+                 into scattered pixels loses them (below 1) even where it sits in the right place
+    scene PSNR   PSNR over the pixels that are agent-coloured in neither frame (block, goal, background),
+                 capped at 60 dB
+    PSNR         full frame
+
+beside copying the first frame (the floor every rollout should beat on scene fidelity where nothing is
+pushed). Nothing is trained: it asks whether the smear is the sampler's or the model's.
+
+    uv run python benchmarks/block_integrity_study.py --run RUN [RUN ...] [--steps 5 10 20]
+        [--guidance 1 4] [--time-shift 1 3] [--max-clips 16] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+SCENE_PSNR_CEILING = 60.0
+# PushT's block is drawn in LightSlateGray (118, 136, 153) and, over the goal, (144, 163, 184): blue a little
+# above red and green, darker than the white floor and the light grey walls. The agent is far bluer.
+BLOCK_BLUENESS = (12.0, 70.0)
+BLOCK_MAX_BRIGHTNESS = 200.0
+
+
+def block_mask(frames: torch.Tensor) -> torch.Tensor:
+    """Bool [..., H, W]: the block-coloured pixels of frames [..., 3, H, W] in [-1, 1]."""
+    pixels = (frames.float().clamp(-1, 1) + 1) * 127.5
+    r, g, b = pixels[..., 0, :, :], pixels[..., 1, :, :], pixels[..., 2, :, :]
+    blueness = b - (r + g) / 2
+    low, high = BLOCK_BLUENESS
+    return (blueness > low) & (blueness < high) & ((r + g + b) / 3 < BLOCK_MAX_BRIGHTNESS)
+
+
+def block_iou(pred: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """IoU of the block masks of pred and real [..., 3, H, W]: shape [...]; NaN where neither shows it."""
+    a, b = block_mask(pred), block_mask(real)
+    inter = (a & b).flatten(-2).sum(-1).float()
+    union = (a | b).flatten(-2).sum(-1).float()
+    return inter / union  # 0/0 is NaN: no block in either frame
+
+
+def block_area(pred: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Block-coloured pixels of pred over those of real [..., 3, H, W]: shape [...]; NaN where real has
+    none."""
+    kept = block_mask(pred).flatten(-2).sum(-1).float()
+    present = block_mask(real).flatten(-2).sum(-1).float()
+    return torch.where(present > 0, kept / present.clamp(min=1), torch.nan)
+
+
+def scores(pred: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-frame block IoU, scene PSNR and PSNR of predicted frames [N, T, 3, H, W] against real ones."""
+    from cola_eval.atlas import _agent_mask
+    from cola_eval.controllability import masked_psnr
+    from cola_eval.metrics import psnr
+
+    keep = ~(_agent_mask(pred) | _agent_mask(real))
+    return {
+        "block_iou": block_iou(pred, real),
+        "block_area": block_area(pred, real),
+        "scene_psnr": masked_psnr(pred, real, keep).clamp(max=SCENE_PSNR_CEILING),
+        "psnr": psnr(pred, real),
+    }
+
+
+def summarize(per_frame: dict[str, torch.Tensor], window_new: int) -> dict[str, float | list[float]]:
+    """Means over clips and frames of the first window's new frames and of the frames after it, and curves."""
+    out: dict[str, float | list[float]] = {}
+    for name, values in per_frame.items():
+        values = values.double()
+        out[f"{name}_window1"] = float(values[:, :window_new].nanmean())
+        out[f"{name}_later"] = float(values[:, window_new:].nanmean())
+        out[f"{name}_curve"] = [round(float(v), 4) for v in values.nanmean(0)]
+    return out
+
+
+def held_out_clips(run: Path, wm: torch.nn.Module, max_clips: int) -> tuple[torch.Tensor, int]:
+    """Held-out clips two windows long from the run's own data, and the number of context frames."""
+    from cola_eval.atlas import atlas_clips, default_horizon
+    from cola_train.data import ClipDataset, load_episodes
+
+    data = json.loads((run / "config.json").read_text())["data"]
+    held_out = ClipDataset(
+        load_episodes(data["path"]), data["clip_length"], frame_skip=data["frame_skip"], split="test"
+    )
+    k = 1
+    real = atlas_clips(held_out, k + default_horizon(wm, k), max_clips)
+    if real is None:
+        raise ValueError(f"{run}: no held-out episode is two DiT windows long")
+    return real, k
+
+
+@torch.no_grad()
+def measure(
+    runs: list[Path], steps: list[int], guidance: list[float], shifts: list[float], max_clips: int
+) -> list[dict]:
+    from cola_eval.rollout import latent_actions
+    from cola_train import load_trained
+    from cola_wm import sample
+
+    rows = []
+    for run in runs:
+        trained = load_trained(run)
+        wm, lam = trained.wm.eval(), trained.lam.eval()
+        real, k = held_out_clips(run, wm, max_clips)
+        window_new = wm.config.num_frames - k
+        future = real[:, k:]
+        copy = scores(real[:, k - 1 : k].expand_as(future), future)
+        rows.append({"run": str(run), "setting": "copy", **summarize(copy, window_new), "n_clips": len(real)})
+        print(json.dumps({key: v for key, v in rows[-1].items() if "curve" not in key}), flush=True)
+        actions = latent_actions(lam, real, "inferred")
+        for n_steps, scale, shift in itertools.product(steps, guidance, shifts):
+            start = time.perf_counter()
+            video = sample(
+                wm,
+                real[:, :k],
+                actions,
+                num_frames=real.shape[1],
+                steps=n_steps,
+                guidance_scale=scale,
+                time_shift=shift,
+                generator=torch.Generator().manual_seed(0),
+            ).clamp(-1, 1)
+            row = {
+                "run": str(run),
+                "setting": f"steps {n_steps}, guidance {scale:g}, shift {shift:g}",
+                "steps": n_steps,
+                "guidance": scale,
+                "time_shift": shift,
+                **summarize(scores(video[:, k:], future), window_new),
+                "n_clips": len(real),
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+            rows.append(row)
+            print(json.dumps({key: v for key, v in row.items() if "curve" not in key}), flush=True)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| run | setting | block IoU, window 1 | block IoU, later | block area, window 1 | block area, later "
+        "| scene PSNR, window 1 | scene PSNR, later "
+        "| PSNR, window 1 | PSNR, later | clips |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {Path(row['run']).name} | {row['setting']} | {row['block_iou_window1']:.3f} | "
+            f"{row['block_iou_later']:.3f} | {row['block_area_window1']:.2f} | "
+            f"{row['block_area_later']:.2f} | "
+            f"{row['scene_psnr_window1']:.2f} | {row['scene_psnr_later']:.2f} | "
+            f"{row['psnr_window1']:.2f} | {row['psnr_later']:.2f} | {row['n_clips']} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", required=True, type=Path, nargs="+", help="cola-train run directories")
+    parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20], help="Euler steps per window")
+    parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 4.0])
+    parser.add_argument("--time-shift", type=float, nargs="+", default=[1.0, 3.0])
+    parser.add_argument("--max-clips", type=int, default=16)
+    parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
+    args = parser.parse_args(argv)
+    runs = [r.resolve() for r in args.run]
+    rows = measure(runs, args.steps, args.guidance, args.time_shift, args.max_clips)
+    if args.out is not None:
+        args.out.write_text(json.dumps(rows, indent=1))
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
