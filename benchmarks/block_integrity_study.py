@@ -2,8 +2,8 @@
 
 Rolls each run's world model out from the first frame of held-out PushT clips two DiT windows long (the
 code atlas's horizon), driven by the IDM's inferred latent actions of the clip, at every combination of Euler
-steps, action guidance and sampling time shift, with the same noise for every setting. Scores, per predicted
-frame, against the real clip:
+steps, action guidance, sampling time shift and guidance interval, with the same noise for every setting.
+Scores, per predicted frame, against the real clip:
 
     block IoU    intersection over union of the block-coloured pixels (PushT draws the T in slate grey;
                  see `block_mask`) of the prediction and of the real frame: 1 is a block in the right place
@@ -14,11 +14,15 @@ frame, against the real clip:
                  capped at 60 dB
     PSNR         full frame
 
-beside copying the first frame (the floor every rollout should beat on scene fidelity where nothing is
-pushed). Nothing is trained: it asks whether the smear is the sampler's or the model's.
+and, so that a setting that keeps the block is not one that stops steering, the same rollout driven by
+another clip's actions (shuffled) beside it: the moving-pixel PSNR delta (inferred - shuffled) and the agent
+error (the agent read off the frames, cola_eval.controllability.agent_positions, against where it is in the
+real frames) of both. Beside copying the first frame (the floor every rollout should beat on scene fidelity
+where nothing is pushed). Nothing is trained: it asks whether the smear is the sampler's or the model's.
 
     uv run python benchmarks/block_integrity_study.py --run RUN [RUN ...] [--steps 5 10 20]
-        [--guidance 1 4] [--time-shift 1 3] [--max-clips 16] [--out FILE.json]
+        [--guidance 1 4] [--time-shift 1 3] [--guidance-interval 0:1 0.3:1] [--max-clips 16]
+        [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -79,6 +83,17 @@ def scores(pred: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
+def control(pred: torch.Tensor, real: torch.Tensor, start: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-frame moving-pixel PSNR and agent error of predicted frames [N, T, 3, H, W] against real ones,
+    the moving pixels being those where the real frame differs from ``start [N, 1, 3, H, W]``."""
+    from cola_eval.controllability import agent_positions, moving_pixel_psnr
+
+    return {
+        "moving_psnr": moving_pixel_psnr(pred, real, start),
+        "agent_error": (agent_positions(pred) - agent_positions(real)).norm(dim=-1),
+    }
+
+
 def summarize(per_frame: dict[str, torch.Tensor], window_new: int) -> dict[str, float | list[float]]:
     """Means over clips and frames of the first window's new frames and of the frames after it, and curves."""
     out: dict[str, float | list[float]] = {}
@@ -106,13 +121,28 @@ def held_out_clips(run: Path, wm: torch.nn.Module, max_clips: int) -> tuple[torc
     return real, k
 
 
+def rollout(
+    wm: torch.nn.Module, real: torch.Tensor, k: int, actions: torch.Tensor, setting: dict
+) -> torch.Tensor:
+    """The predicted frames of a rollout over real's length from its first k frames, seeded noise."""
+    from cola_wm import sample
+
+    generator = torch.Generator().manual_seed(0)
+    video = sample(wm, real[:, :k], actions, num_frames=real.shape[1], generator=generator, **setting)
+    return video.clamp(-1, 1)[:, k:]
+
+
 @torch.no_grad()
 def measure(
-    runs: list[Path], steps: list[int], guidance: list[float], shifts: list[float], max_clips: int
+    runs: list[Path],
+    steps: list[int],
+    guidance: list[float],
+    shifts: list[float],
+    intervals: list[tuple[float, float]],
+    max_clips: int,
 ) -> list[dict]:
     from cola_eval.rollout import latent_actions
     from cola_train import load_trained
-    from cola_wm import sample
 
     rows = []
     for run in runs:
@@ -120,52 +150,73 @@ def measure(
         wm, lam = trained.wm.eval(), trained.lam.eval()
         real, k = held_out_clips(run, wm, max_clips)
         window_new = wm.config.num_frames - k
-        future = real[:, k:]
-        copy = scores(real[:, k - 1 : k].expand_as(future), future)
+        future, start = real[:, k:], real[:, k - 1 : k]
+        copy = scores(start.expand_as(future), future) | control(start.expand_as(future), future, start)
         rows.append({"run": str(run), "setting": "copy", **summarize(copy, window_new), "n_clips": len(real)})
         print(json.dumps({key: v for key, v in rows[-1].items() if "curve" not in key}), flush=True)
         actions = latent_actions(lam, real, "inferred")
-        for n_steps, scale, shift in itertools.product(steps, guidance, shifts):
-            start = time.perf_counter()
-            video = sample(
-                wm,
-                real[:, :k],
-                actions,
-                num_frames=real.shape[1],
-                steps=n_steps,
-                guidance_scale=scale,
-                time_shift=shift,
-                generator=torch.Generator().manual_seed(0),
-            ).clamp(-1, 1)
+        shuffled = actions.roll(1, dims=0)  # another clip's actions, the same codes in all
+        for n_steps, scale, shift, interval in itertools.product(steps, guidance, shifts, intervals):
+            if scale == 1.0 and interval != intervals[0]:
+                continue  # without guidance the interval changes nothing
+            began = time.perf_counter()
+            setting = {
+                "steps": n_steps,
+                "guidance_scale": scale,
+                "time_shift": shift,
+                "guidance_interval": interval,
+            }
+            video = rollout(wm, real, k, actions, setting)
+            other = rollout(wm, real, k, shuffled, setting)
+            inferred = scores(video, future) | control(video, future, start)
+            against = {f"shuffled_{name}": v for name, v in control(other, future, start).items()}
             row = {
                 "run": str(run),
-                "setting": f"steps {n_steps}, guidance {scale:g}, shift {shift:g}",
+                "setting": f"steps {n_steps}, guidance {scale:g}, shift {shift:g}"
+                + ("" if scale == 1.0 else f", guided ({interval[0]:g}, {interval[1]:g}]"),
                 "steps": n_steps,
                 "guidance": scale,
                 "time_shift": shift,
-                **summarize(scores(video[:, k:], future), window_new),
+                "guidance_interval": list(interval),
+                **summarize(inferred | against, window_new),
                 "n_clips": len(real),
-                "seconds": round(time.perf_counter() - start, 1),
+                "seconds": round(time.perf_counter() - began, 1),
             }
             rows.append(row)
             print(json.dumps({key: v for key, v in row.items() if "curve" not in key}), flush=True)
     return rows
 
 
+def _overall(row: dict, name: str) -> float:
+    """The mean of a per-frame curve over the whole horizon."""
+    curve = torch.tensor(row[f"{name}_curve"], dtype=torch.float64)
+    return float(curve.nanmean())
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| run | setting | block IoU, window 1 | block IoU, later | block area, window 1 | block area, later "
         "| scene PSNR, window 1 | scene PSNR, later "
-        "| PSNR, window 1 | PSNR, later | clips |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| PSNR, window 1 | PSNR, later | moving-px delta (dB) | agent err inferred / shuffled (px) "
+        "| clips |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
+        if "shuffled_moving_psnr_curve" in row:
+            delta = _overall(row, "moving_psnr") - _overall(row, "shuffled_moving_psnr")
+            errors = _overall(row, "agent_error"), _overall(row, "shuffled_agent_error")
+            steer = f"{delta:+.2f} | {errors[0]:.1f} / {errors[1]:.1f}"
+        elif "agent_error_curve" in row:
+            steer = f"- | {_overall(row, 'agent_error'):.1f} (copy)"
+        else:  # rows of a study run before the control columns
+            steer = "- | -"
+        run = "/".join(Path(row["run"]).parts[-2:])  # seed<N>/<run> in a reproduction folder
         lines.append(
-            f"| {Path(row['run']).name} | {row['setting']} | {row['block_iou_window1']:.3f} | "
+            f"| {run} | {row['setting']} | {row['block_iou_window1']:.3f} | "
             f"{row['block_iou_later']:.3f} | {row['block_area_window1']:.2f} | "
             f"{row['block_area_later']:.2f} | "
             f"{row['scene_psnr_window1']:.2f} | {row['scene_psnr_later']:.2f} | "
-            f"{row['psnr_window1']:.2f} | {row['psnr_later']:.2f} | {row['n_clips']} |"
+            f"{row['psnr_window1']:.2f} | {row['psnr_later']:.2f} | {steer} | {row['n_clips']} |"
         )
     return "\n".join(lines)
 
@@ -176,11 +227,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20], help="Euler steps per window")
     parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 4.0])
     parser.add_argument("--time-shift", type=float, nargs="+", default=[1.0, 3.0])
+    parser.add_argument(
+        "--guidance-interval",
+        nargs="+",
+        default=["0:1"],
+        help="LOW:HIGH flow times whose Euler steps are guided (cola_wm.sample's guidance_interval)",
+    )
     parser.add_argument("--max-clips", type=int, default=16)
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
     args = parser.parse_args(argv)
     runs = [r.resolve() for r in args.run]
-    rows = measure(runs, args.steps, args.guidance, args.time_shift, args.max_clips)
+    intervals = [tuple(float(v) for v in text.split(":")) for text in args.guidance_interval]
+    rows = measure(runs, args.steps, args.guidance, args.time_shift, intervals, args.max_clips)
     if args.out is not None:
         args.out.write_text(json.dumps(rows, indent=1))
     print(table(rows))

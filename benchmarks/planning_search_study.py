@@ -13,7 +13,10 @@ OUT is a reproduction's results folder (benchmarks/reproduce.py): its data, its 
 planning pairs (count and seed) and its planner settings, with each row's horizon, samples and iterations.
 
 Prints one row per search: success, strict success, mean final block error, oracle s per MPC step, and the
-relative cost of a world-model MPC step (DiT evaluations per MPC step against the first row).
+relative cost of a world-model MPC step (DiT evaluations per MPC step against the first row). With
+``--readout``, each search also plans with the true simulator scored by the reproduction's learned block-pose
+readout (OUT/shared/readout, the world models' planning cost) on the simulator's rendered frames: a perfect
+model with the world models' cost, which separates the readout's limit from the world model's.
 """
 
 import argparse
@@ -35,6 +38,19 @@ def parse_search(text: str) -> tuple[str, tuple[int, int, int]]:
     return name, (horizon, samples, iterations)
 
 
+def load_readout(folder: Path):
+    """The block-pose readout a reproduction trained for its planning cost (OUT/shared/readout)."""
+    from cola_eval.planning import ReadoutConfig, StateReadout
+    from safetensors.torch import load_model
+
+    record = folder / "readout.json"
+    if not record.exists():
+        raise SystemExit(f"{folder} holds no readout: plan in the reproduction first (--planning-runs)")
+    readout = StateReadout(ReadoutConfig(**json.loads(record.read_text())["config"]))
+    load_model(readout, str(folder / "model.safetensors"))
+    return readout.eval()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -42,6 +58,11 @@ def main() -> None:
     parser.add_argument("--reproduction", type=Path, required=True, help="a reproduction's results folder")
     parser.add_argument("--execute", type=int, help="actions executed before replanning (default: OUT's)")
     parser.add_argument("--search", type=parse_search, nargs="+", required=True)
+    parser.add_argument(
+        "--readout",
+        action="store_true",
+        help="also plan each search with the true simulator and OUT's learned block-pose readout as the cost",
+    )
     parser.add_argument("--out", type=Path, help="write every row and its per-pair records here")
     args = parser.parse_args()
 
@@ -56,6 +77,7 @@ def main() -> None:
         base = replace(base, execute_steps=args.execute)
     pairs = make_pairs(held_out, options["planning_pairs"], base.goal_offset, options["seed"])
     seed = options["seed"]
+    readout = load_readout(args.reproduction / "shared" / "readout") if args.readout else None
     rows = {}
     random = evaluate_planning(held_out, "random", config=base, pairs=pairs, seed=seed)
     rows["random"] = {"success": random["success"], "success_strict": random["success_strict"]}
@@ -78,6 +100,21 @@ def main() -> None:
             "wall_s": time.perf_counter() - started,
             "pairs": result["pairs"],
         }
+        if readout is not None:
+            started = time.perf_counter()
+            scored = evaluate_planning(
+                held_out, "oracle", "block_pose", readout=readout, config=config, pairs=pairs, seed=seed
+            )
+            rows[f"{name}+readout"] = {
+                **rows[name],
+                "cost": "block_pose (learned readout)",
+                "success": scored["success"],
+                "success_strict": scored["success_strict"],
+                "mean_final_block_error_px": scored["mean_final_block_error_px"],
+                "oracle_s_per_mpc_step": scored["seconds_per_mpc_step"],
+                "wall_s": time.perf_counter() - started,
+                "pairs": scored["pairs"],
+            }
     print(f"{len(pairs)} pairs, frame skip {base.action_repeat}, execute {base.execute_steps}")
     print("| search | success | strict | final block error (px) | oracle s/MPC step | world-model cost |")
     print("|---|---|---|---|---|---|")
@@ -85,8 +122,10 @@ def main() -> None:
     for name, row in rows.items():
         if name == "random":
             continue
+        cost = ", learned readout" if name.endswith("+readout") else ""
         print(
-            f"| {name} (h{row['horizon']}, {row['samples']} samples, {row['iterations']} it) | "
+            f"| {name.removesuffix('+readout')} (h{row['horizon']}, {row['samples']} samples, "
+            f"{row['iterations']} it{cost}) | "
             f"{row['success']:.2f} | {row['success_strict']:.2f} | {row['mean_final_block_error_px']:.1f} | "
             f"{row['oracle_s_per_mpc_step']:.3f} | x{row['world_model_cost_vs_first']:.1f} |"
         )

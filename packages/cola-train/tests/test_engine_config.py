@@ -96,6 +96,15 @@ def test_overrides_apply_and_parse_values() -> None:
     assert parse_override("model.lam.width=32") == ("model.lam.width", 32)
 
 
+def test_the_world_models_guidance_interval_is_set_from_a_config_and_round_trips() -> None:
+    config = load_config(overrides=["model.wm.guidance_interval=[0.7, 1.0]"], preset="quickstart")
+    assert config.model.wm.guidance_interval == (0.7, 1.0)
+    loaded = RunConfig.from_dict(json.loads(json.dumps(config.to_dict())))  # as config.json stores it
+    assert loaded == config and loaded.model.wm.guidance_interval == (0.7, 1.0)
+    with pytest.raises(ValueError, match="guidance_interval"):
+        load_config(overrides=["model.wm.guidance_interval=[1.0, 0.7]"])
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -1,6 +1,8 @@
 """flow_matching_loss and sample: training signal, classifier-free guidance, Euler rollouts, validation."""
 
 import itertools
+import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -287,7 +289,7 @@ def test_sampler_time_shift_spaces_the_euler_steps():
 
 
 def test_sample_takes_the_guidance_scale_of_the_model_config_by_default():
-    model = pretrained_like(CONFIG)
+    model = pretrained_like(replace(CONFIG))  # its own config: the test changes it
     with torch.no_grad():
         for param in model.action_parameters():
             param.add_(torch.randn_like(param) * 0.05)
@@ -302,3 +304,79 @@ def test_sample_takes_the_guidance_scale_of_the_model_config_by_default():
     torch.testing.assert_close(rollout(), rollout(guidance_scale=4.0))
     assert not torch.allclose(rollout(), plain)
     torch.testing.assert_close(rollout(guidance_scale=1.0), plain)
+
+
+def _steered() -> ActionConditionedDiT:
+    """A model whose action blocks are perturbed, on its own copy of the config (tests below change it)."""
+    model = pretrained_like(replace(CONFIG))
+    with torch.no_grad():
+        for param in model.action_parameters():
+            param.add_(torch.randn_like(param) * 0.05)
+    return model.eval()
+
+
+def test_guidance_interval_guides_only_the_steps_inside_it():
+    model = _steered()
+    context = random_video(1, CONFIG, frames=1)
+    actions = torch.randn(1, 3, CONFIG.action_dim)
+
+    def rollout(**kwargs) -> torch.Tensor:
+        return sample(model, context, actions, steps=2, generator=torch.Generator().manual_seed(0), **kwargs)
+
+    every_step = rollout(guidance_scale=4.0)
+    torch.testing.assert_close(rollout(guidance_scale=4.0, guidance_interval=(0.0, 1.0)), every_step)
+    # no step starts inside (0.9, 0.95]: the conditional velocity alone, as without guidance
+    unguided = rollout(guidance_scale=1.0)
+    torch.testing.assert_close(rollout(guidance_scale=4.0, guidance_interval=(0.9, 0.95)), unguided)
+    # steps=2 starts at t = 1 and t = 0.5: (0.5, 1] guides the first only
+    x = torch.randn(1, 3, *context.shape[2:], generator=torch.Generator().manual_seed(0))
+    null = model.null_actions(1, 3)
+    for t, t_next, guided in ((1.0, 0.5, True), (0.5, 0.0, False)):
+        window = torch.cat([context, x], dim=1)
+        v = predict_velocity(model, window, torch.full((1,), t), actions, 1)[:, 1:]
+        if guided:
+            v_null = predict_velocity(model, window, torch.full((1,), t), null, 1)[:, 1:]
+            v = v_null + 4.0 * (v - v_null)
+        x = x - v * (t - t_next)
+    first_only = rollout(guidance_scale=4.0, guidance_interval=(0.5, 1.0))
+    torch.testing.assert_close(first_only[:, 1:], x, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(first_only, every_step)
+
+
+def test_sample_takes_the_guidance_interval_of_the_model_config_by_default():
+    model = _steered()
+    context = random_video(1, CONFIG, frames=1)
+    actions = torch.randn(1, 3, CONFIG.action_dim)
+
+    def rollout(**kwargs) -> torch.Tensor:
+        return sample(
+            model,
+            context,
+            actions,
+            steps=3,
+            guidance_scale=4.0,
+            **kwargs,
+            generator=torch.Generator().manual_seed(0),
+        )
+
+    model.config.guidance_interval = (0.5, 1.0)
+    torch.testing.assert_close(rollout(), rollout(guidance_interval=(0.5, 1.0)))
+    assert not torch.allclose(rollout(), rollout(guidance_interval=(0.0, 1.0)))
+
+
+@pytest.mark.parametrize(
+    "interval", [(0.5, 0.5), (-0.1, 1.0), (0.0, 1.5), (0.7, 0.2), (0.5,), "0,1", (True, 1.0)]
+)
+def test_bad_guidance_intervals_raise(interval):
+    model = pretrained_like(CONFIG)
+    context = random_video(1, CONFIG, frames=1)
+    with pytest.raises(ValueError, match="guidance_interval"):
+        sample(model, context, torch.zeros(1, 3, CONFIG.action_dim), guidance_interval=interval)
+    with pytest.raises(ValueError, match=r"DiTConfig\.guidance_interval"):
+        small_config(guidance_interval=interval)
+
+
+def test_guidance_interval_survives_a_json_round_trip():
+    config = small_config(guidance_interval=(0.25, 1.0))
+    loaded = type(config)(**json.loads(json.dumps(config.to_dict())))
+    assert loaded == config and loaded.guidance_interval == (0.25, 1.0)

@@ -11,6 +11,7 @@ import itertools
 import torch
 import torch.nn.functional as F
 
+from cola_wm.config import check_guidance_interval
 from cola_wm.dit import ActionConditionedDiT, frame_times
 
 TIME_SAMPLINGS = ("logit_normal", "uniform")
@@ -159,6 +160,7 @@ def sample(
     guidance_scale: float | None = None,
     generator: torch.Generator | None = None,
     time_shift: float = 1.0,
+    guidance_interval: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """Roll out ``num_frames`` frames from ``context [B, k, C, H, W]`` (returned unchanged as the first k
     frames).
@@ -170,6 +172,8 @@ def sample(
     ``config.num_frames - k`` frames. With actions and ``guidance_scale != 1``, conditional and null-action
     velocities come from one batched forward and are combined as ``v_uncond + s * (v_cond - v_uncond)``;
     without actions there is nothing to guide; ``None`` takes the model's ``config.guidance_scale``.
+    ``guidance_interval (low, high)`` guides only the Euler steps from flow times t with ``low < t <= high``,
+    the others take the conditional velocity alone; ``None`` takes the model's ``config.guidance_interval``.
     ``time_shift`` spaces the Euler steps by :func:`shift_time` of an even grid (> 1: more of them near
     noise, as in Stable Diffusion 3; 1: even steps).
     """
@@ -199,6 +203,9 @@ def sample(
         guidance_scale = config.guidance_scale
     if not isinstance(time_shift, (int, float)) or not 0.0 < time_shift < float("inf"):
         raise ValueError(f"time_shift must be a finite number > 0 (1: even steps), got {time_shift!r}")
+    if guidance_interval is None:
+        guidance_interval = config.guidance_interval
+    guidance_interval = check_guidance_interval(guidance_interval, "guidance_interval")
     times = shift_time(torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64), float(time_shift)).tolist()
 
     video = context
@@ -207,7 +214,7 @@ def sample(
         new = min(config.num_frames - k, num_frames - video.shape[1])
         window_actions = None if actions is None else actions[:, start : start + k + new - 1]
         frames = _generate_window(
-            model, video[:, start:], window_actions, new, times, guidance_scale, generator
+            model, video[:, start:], window_actions, new, times, guidance_scale, guidance_interval, generator
         )
         video = torch.cat([video, frames], dim=1)
     return video
@@ -220,6 +227,7 @@ def _generate_window(
     new_frames: int,
     times: list[float],
     guidance_scale: float,
+    guidance_interval: tuple[float, float],
     generator: torch.Generator | None,
 ) -> torch.Tensor:
     batch, k = context.shape[:2]
@@ -229,15 +237,17 @@ def _generate_window(
         dtype=context.dtype,
         generator=generator,
     )
-    guided = actions is not None and guidance_scale != 1.0
-    if guided:
-        actions = torch.cat([actions, model.null_actions(batch, actions.shape[1]).to(actions.dtype)])
+    guiding = actions is not None and guidance_scale != 1.0
+    if guiding:
+        both = torch.cat([actions, model.null_actions(batch, actions.shape[1]).to(actions.dtype)])
+    low, high = guidance_interval
     for t, t_next in itertools.pairwise(times):
+        guided = guiding and low < t <= high
         window = torch.cat([context, x], dim=1)
         if guided:
             window = torch.cat([window, window])
-        times = torch.full((window.shape[0],), t, device=context.device, dtype=context.dtype)
-        velocity = predict_velocity(model, window, times, actions, k)[:, k:]
+        flow_time = torch.full((window.shape[0],), t, device=context.device, dtype=context.dtype)
+        velocity = predict_velocity(model, window, flow_time, both if guided else actions, k)[:, k:]
         if guided:
             conditional, unconditional = velocity.chunk(2)
             velocity = unconditional + guidance_scale * (conditional - unconditional)
