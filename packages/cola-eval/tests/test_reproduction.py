@@ -36,7 +36,7 @@ from cola_eval.reproduction.plan import (
     run_config,
     size_config,
 )
-from cola_eval.reproduction.summary import CLAIMS, tie_threshold, verdict
+from cola_eval.reproduction.summary import CLAIMS, FINAL_BLOCK_ERROR, tie_threshold, verdict
 
 SMOKE = size_config("smoke")
 CPU = size_config("cpu")
@@ -147,6 +147,7 @@ def test_verdict_calls_differences_within_the_threshold_a_tie():
 def test_tie_thresholds_are_defined_for_every_claim():
     results = [{"counts": {"planning_pairs": 4}}, {"counts": {"planning_pairs": 0}}]
     assert tie_threshold("planning/success", results) == 0.25
+    assert tie_threshold(FINAL_BLOCK_ERROR, results) == 8.0  # a pose error, not a pair count
     assert tie_threshold("inferred/psnr") == 0.1 and tie_threshold("codebook/utilization") == 0.02
     for _, metric, _, _ in CLAIMS:
         assert tie_threshold(metric, results) > 0, metric
@@ -350,6 +351,9 @@ def test_smoke_run_is_killed_then_resumes_to_complete_results(tmp_path):
         if planned.exists():
             assert "planning/world_model/success" in json.loads(planned.read_text())["metrics"]
             assert results["stats"][run]["planning/world_model/success"]["n"] == 1
+            # the graded planning measure, from the planning record itself
+            block_error = json.loads(planned.read_text())["planning"]["mean_final_block_error_px"]
+            assert results["stats"][run][FINAL_BLOCK_ERROR]["values"] == [block_error]
     # The ablations repeat CoLA's warm-up exactly: they differ from CoLA only in the joint stage.
     warmups = {run: _warmup_losses(out / "runs" / "seed0" / run) for run in ("warmup-1of8", *ablations)}
     assert warmups["warmup-1of8"] and all(losses == warmups["warmup-1of8"] for losses in warmups.values())
@@ -366,6 +370,7 @@ def test_smoke_run_is_killed_then_resumes_to_complete_results(tmp_path):
     assert "paper claim holds?" in table and "unavailable" in table
     assert "## Gradient-path ablations" in table and "Reading rule:" in table and "carries the gain" in table
     assert "moving-pixel delta-PSNR (dB)" in table and "agent error, shuffled (px)" in table
+    assert "final block error (px + 57 px/rad)" in table and "plans end nearer the goal" in table
     stats = results["stats"]["warmup-1of8"]
     # PushT clips: every controllability score is measured.
     for key in (
