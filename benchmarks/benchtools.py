@@ -1,4 +1,5 @@
-"""What the benchmarks share: the median time of a call (CUDA events on a GPU) and the peaks of known GPUs."""
+"""What the benchmarks share: the median time of a call (CUDA events on a GPU), the peaks of known GPUs, and
+a trained run's held-out clips."""
 
 import os
 import time
@@ -25,6 +26,16 @@ def median_seconds(fn: Callable[[], object], repeats: int = 3) -> float:
             fn()
             times.append(time.perf_counter() - begin)
     return sorted(times)[len(times) // 2]
+
+
+def held_out_dataset(data: dict):
+    """The held-out ("test") clips of a cola-train run from its config's ``data`` section: its dataset at its
+    clip length and frame skip."""
+    from cola_train.data import ClipDataset, load_episodes
+
+    return ClipDataset(
+        load_episodes(data["path"]), data["clip_length"], frame_skip=data["frame_skip"], split="test"
+    )
 
 
 # Peak HBM bandwidth (TB/s) and dense bf16 tensor-core throughput (TFLOP/s, no sparsity) from NVIDIA's data

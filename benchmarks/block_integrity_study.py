@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import torch
+from benchtools import held_out_dataset
 
 SCENE_PSNR_CEILING = 60.0
 # PushT's block is drawn in LightSlateGray (118, 136, 153) and, over the goal, (144, 163, 184): blue a little
@@ -70,11 +71,10 @@ def block_area(pred: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 
 def scores(pred: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-frame block IoU, scene PSNR and PSNR of predicted frames [N, T, 3, H, W] against real ones."""
-    from cola_eval.atlas import _agent_mask
-    from cola_eval.controllability import masked_psnr
+    from cola_eval.controllability import agent_mask, masked_psnr
     from cola_eval.metrics import psnr
 
-    keep = ~(_agent_mask(pred) | _agent_mask(real))
+    keep = ~(agent_mask(pred) | agent_mask(real))
     return {
         "block_iou": block_iou(pred, real),
         "block_area": block_area(pred, real),
@@ -108,12 +108,8 @@ def summarize(per_frame: dict[str, torch.Tensor], window_new: int) -> dict[str, 
 def held_out_clips(run: Path, wm: torch.nn.Module, max_clips: int) -> tuple[torch.Tensor, int]:
     """Held-out clips two windows long from the run's own data, and the number of context frames."""
     from cola_eval.atlas import atlas_clips, default_horizon
-    from cola_train.data import ClipDataset, load_episodes
 
-    data = json.loads((run / "config.json").read_text())["data"]
-    held_out = ClipDataset(
-        load_episodes(data["path"]), data["clip_length"], frame_skip=data["frame_skip"], split="test"
-    )
+    held_out = held_out_dataset(json.loads((run / "config.json").read_text())["data"])
     k = 1
     real = atlas_clips(held_out, k + default_horizon(wm, k), max_clips)
     if real is None:

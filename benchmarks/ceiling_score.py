@@ -18,16 +18,12 @@ import sys
 from pathlib import Path
 
 import torch
+from benchtools import held_out_dataset
 from controllability_study import COLUMNS, score_rollouts
 
 
 def held_out_batches(trained, max_clips: int, batch_size: int = 16):
-    from cola_train.data import ClipDataset, load_episodes
-
-    data = trained.config["data"]
-    clips = ClipDataset(
-        load_episodes(data["path"]), data["clip_length"], frame_skip=data["frame_skip"], split="test"
-    )
+    clips = held_out_dataset(trained.config["data"])
     stride = max(1, len(clips) // max_clips)
     indices = list(range(0, len(clips), stride))[:max_clips]
     for first in range(0, len(indices), batch_size):

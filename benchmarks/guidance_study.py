@@ -16,19 +16,17 @@ import json
 import sys
 from pathlib import Path
 
+from benchtools import held_out_dataset
+
 SOURCES = ("inferred", "shuffled", "random", "copy")
 
 
 def measure(run: Path, scales: list[float], max_clips: int, steps: int) -> list[dict]:
     from cola_eval.rollout import evaluate_rollouts
     from cola_train import load_trained
-    from cola_train.data import ClipDataset, load_episodes
 
     trained = load_trained(run)
-    data = json.loads((run / "config.json").read_text())["data"]
-    held_out = ClipDataset(
-        load_episodes(data["path"]), data["clip_length"], frame_skip=data["frame_skip"], split="test"
-    )
+    held_out = held_out_dataset(json.loads((run / "config.json").read_text())["data"])
     rows = []
     for scale in scales:
         scores = evaluate_rollouts(

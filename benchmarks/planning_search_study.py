@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from cola_eval.planning import PlanningConfig, evaluate_planning, make_pairs
+from cola_eval.reproduction.shared import load_readout
 from cola_train.data import ClipDataset, load_episodes
 
 
@@ -36,19 +37,6 @@ def parse_search(text: str) -> tuple[str, tuple[int, int, int]]:
         raise argparse.ArgumentTypeError(f"a search is NAME=HORIZON,SAMPLES,ITERATIONS, got {text!r}")
     horizon, samples, iterations = (int(p) for p in parts)
     return name, (horizon, samples, iterations)
-
-
-def load_readout(folder: Path):
-    """The block-pose readout a reproduction trained for its planning cost (OUT/shared/readout)."""
-    from cola_eval.planning import ReadoutConfig, StateReadout
-    from safetensors.torch import load_model
-
-    record = folder / "readout.json"
-    if not record.exists():
-        raise SystemExit(f"{folder} holds no readout: plan in the reproduction first (--planning-runs)")
-    readout = StateReadout(ReadoutConfig(**json.loads(record.read_text())["config"]))
-    load_model(readout, str(folder / "model.safetensors"))
-    return readout.eval()
 
 
 def main() -> None:

@@ -28,10 +28,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from cola_eval.codebook import CodebookUsage
-from cola_eval.controllability import AGENT_BLUENESS, agent_positions, masked_psnr
+from cola_eval.controllability import agent_mask, agent_positions, masked_psnr
 from cola_eval.evaluation import metric
 from cola_eval.metrics import psnr
 from cola_eval.rollout import latent_actions
@@ -101,22 +100,13 @@ def atlas_clips(dataset: Any, length: int, count: int) -> torch.Tensor | None:
     return torch.stack([long[i]["video"] for i in picks])
 
 
-def _agent_mask(frames: torch.Tensor) -> torch.Tensor:
-    """Bool [..., H, W]: agent-coloured pixels of frames [..., 3, H, W] and their 8 neighbours (the agent's
-    antialiased rim)."""
-    pixels = (frames.float().clamp(-1, 1) + 1) * 127.5
-    blue = pixels[..., 2, :, :] - (pixels[..., 0, :, :] + pixels[..., 1, :, :]) / 2 > AGENT_BLUENESS
-    flat = blue.flatten(0, -3)[:, None].float()
-    return F.max_pool2d(flat, 3, stride=1, padding=1)[:, 0].bool().view(blue.shape)
-
-
 def _scored(entry: AtlasEntry, num_context: int, pusht: bool, real: torch.Tensor | None) -> AtlasEntry:
     """The entry with its static PSNR, agent displacement (PushT) and PSNR against `real` (when given)."""
     frames, k = entry.frames, num_context
     predicted = frames[:, k:]
     start = frames[:, k - 1 : k].expand_as(predicted)
     if pusht:
-        agent = _agent_mask(frames)
+        agent = agent_mask(frames)
         keep = ~(agent[:, k:] | agent[:, k - 1 : k])
         positions = agent_positions(frames)
         entry.displacement = positions - positions[:, k - 1 : k]

@@ -97,6 +97,15 @@ def agent_positions(video: torch.Tensor, blueness: float = AGENT_BLUENESS) -> to
     return torch.stack([(weight * cols).sum(-1), (weight * rows).sum(-1)], dim=-1)
 
 
+def agent_mask(frames: torch.Tensor) -> torch.Tensor:
+    """Bool [..., H, W]: agent-coloured pixels of frames [..., 3, H, W] and their 8 neighbours (the agent's
+    antialiased rim)."""
+    pixels = (frames.float().clamp(-1, 1) + 1) * 127.5
+    blue = pixels[..., 2, :, :] - (pixels[..., 0, :, :] + pixels[..., 1, :, :]) / 2 > AGENT_BLUENESS
+    flat = blue.flatten(0, -3)[:, None].float()
+    return torch.nn.functional.max_pool2d(flat, 3, stride=1, padding=1)[:, 0].bool().view(blue.shape)
+
+
 def pusht_agent_positions(states: torch.Tensor, frame_size: int | Sequence[int]) -> torch.Tensor:
     """The agent's true ``(x, y)`` in frame pixels from PushT states ``[..., >=2]`` (agent x, y in arena px)
     for frames of ``frame_size`` px on a side, or ``(height, width)``."""

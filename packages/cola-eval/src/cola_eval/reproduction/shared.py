@@ -21,6 +21,23 @@ from cola_eval.evaluation import EvaluationData, MetricNetworks, PlanningSetup, 
 PLANNING_FILE = "planning.json"  # one run's planning result, beside its evaluation.json
 
 
+def load_readout(folder: Path) -> Any:
+    """The block-pose readout a reproduction trained for its planning cost, from ``folder``
+    (OUT/shared/readout: readout.json and model.safetensors), in eval mode."""
+    from safetensors.torch import load_model
+
+    from cola_eval.planning import ReadoutConfig, StateReadout
+
+    record = folder / "readout.json"
+    if not record.exists():
+        raise ValueError(
+            f"{folder} holds no block-pose readout: plan in the reproduction first (--planning-runs)"
+        )
+    readout = StateReadout(ReadoutConfig(**json.loads(record.read_text())["config"]))
+    load_model(readout, str(folder / "model.safetensors"))
+    return readout.eval()
+
+
 @dataclass
 class SharedEvaluation:
     """The experiment's evaluation data and where its shared files go (OUT/shared)."""
@@ -55,10 +72,10 @@ class SharedEvaluation:
     def _planning(self) -> PlanningSetup:
         """The planning pairs and the block-pose readout of the planning cost: trained once on the train
         episodes, kept on disk."""
-        from safetensors.torch import load_model, save_model
+        from safetensors.torch import save_model
 
         from cola_eval.evaluation import planning_setup
-        from cola_eval.planning import ReadoutConfig, StateReadout, labelled_frames, readout_errors
+        from cola_eval.planning import labelled_frames, readout_errors
 
         options = self.experiment.eval
         folder = self.out / "readout"
@@ -66,9 +83,7 @@ class SharedEvaluation:
         saved = json.loads(record.read_text()) if record.exists() else {}
         # Records from before the steps were kept were trained with this call's steps.
         if weights.exists() and saved and saved.get("steps", options.readout_steps) == options.readout_steps:
-            readout = StateReadout(ReadoutConfig(**saved["config"]))
-            load_model(readout, weights)
-            return planning_setup(self.data.held_out, self.data.train, options, readout.eval())
+            return planning_setup(self.data.held_out, self.data.train, options, load_readout(folder))
         self.say(f"training the block-pose readout of the planning cost ({options.readout_steps} steps)")
         setup = planning_setup(self.data.held_out, self.data.train, options)
         errors = readout_errors(setup.readout, *labelled_frames(self.data.held_out.episodes))
