@@ -87,6 +87,7 @@ def test_moving_a_blob_moves_a_keypoint():
         ({"idm_backbone": "keypoints", "idm_readout": "query_plus_change"}, "idm_readout='query'"),
         ({"keypoints": 0}, "positive integer"),
         ({"keypoint_channels": 0}, "positive integer"),
+        ({"keypoint_softmax": "sharp"}, "keypoint_softmax"),
     ],
 )
 def test_bad_keypoint_config_raises(kwargs, message):
@@ -104,8 +105,39 @@ def test_bad_video_raises_as_for_the_transformer_idm():
         idm(video(size=16))
 
 
-def test_hub_round_trip(tmp_path):
-    config = LAMConfig.preset("tiny", **SMALL, restart_buffer_size=64)
+@settings(max_examples=20, deadline=None)
+@given(scale=st.floats(0.05, 20.0), shift=st.floats(-5.0, 5.0))
+def test_standardized_keypoints_ignore_the_scale_of_the_maps(scale, shift):
+    """Scaling the last conv layer's output by any positive factor, or shifting it, leaves the standardised
+    softmax's keypoints where they were; the raw softmax's move."""
+    clip = video(frames=2, seed=5)
+    for softmax, invariant in (("standardized", True), ("raw", False)):
+        torch.manual_seed(0)
+        idm = KeypointIDM(LAMConfig.preset("tiny", **SMALL, keypoint_softmax=softmax)).eval()
+        with torch.no_grad():
+            idm.encoder[4].weight.normal_(0, 1)
+            before = idm.keypoints(clip)
+            idm.encoder[4].weight.mul_(scale)
+            idm.encoder[4].bias.mul_(scale).add_(shift)
+            after = idm.keypoints(clip)
+        if invariant:
+            assert torch.allclose(before, after, atol=1e-3)
+        elif abs(scale - 1) > 0.2:
+            assert not torch.allclose(before, after, atol=1e-3)
+
+
+def test_the_standardized_softmax_learns_its_gain_and_raw_checkpoints_keep_their_keys():
+    raw = KeypointIDM(LAMConfig.preset("tiny", **SMALL))
+    assert not any("log_gain" in name for name in raw.state_dict())
+    idm = KeypointIDM(LAMConfig.preset("tiny", **SMALL, keypoint_softmax="standardized"))
+    assert torch.equal(idm.log_gain.detach(), torch.zeros(SMALL["keypoints"]))
+    idm(video()).square().sum().backward()
+    assert idm.log_gain.grad is not None and idm.log_gain.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("softmax", ["raw", "standardized"])
+def test_hub_round_trip(tmp_path, softmax):
+    config = LAMConfig.preset("tiny", **SMALL, restart_buffer_size=64, keypoint_softmax=softmax)
     lam = LatentActionModel(config)
     lam(video())
     lam.eval().save_pretrained(tmp_path / "lam")

@@ -19,6 +19,9 @@ IDM_BACKBONES = ("transformer", "keypoints")
 # What the keypoint IDM's MLP reads per keypoint: where it is in frame t and how far it moved, or only
 # how far it moved.
 KEYPOINT_FEATURES = ("position_and_displacement", "displacement")
+# What the keypoint IDM's spatial softmax reads: the conv net's maps as they are, or each map standardised
+# over its pixels and scaled by a learned gain per keypoint.
+KEYPOINT_SOFTMAXES = ("raw", "standardized")
 
 
 @dataclass
@@ -47,8 +50,11 @@ class LAMConfig:
     turns each frame into ``keypoints`` spatial-softmax positions; an MLP ``width`` wide reads the latent
     off the keypoints of frame t and their displacement to frame t+1, or with ``keypoint_features =
     "displacement"`` off the displacement alone, so the latent cannot name where things are, only how they
-    moved). ``idm_input`` and ``idm_readout`` belong to the transformer: the keypoint IDM needs their
-    defaults.
+    moved). ``keypoint_softmax = "standardized"`` standardises each keypoint map over its pixels and scales
+    it by a learned gain (one per keypoint, starting at 1) before the spatial softmax, so how peaked a
+    keypoint is depends on how much its feature stands out from the rest of the frame, not on the conv net's
+    output scale (``"raw"``: the maps as they are). ``idm_input`` and ``idm_readout`` belong to the
+    transformer: the keypoint IDM needs their defaults.
     """
 
     frame_size: int = 64
@@ -76,6 +82,7 @@ class LAMConfig:
     keypoints: int = 16
     keypoint_channels: int = 32
     keypoint_features: str = "position_and_displacement"
+    keypoint_softmax: str = "raw"
     decoder_depth: int = 2
 
     def __post_init__(self) -> None:
@@ -148,6 +155,12 @@ class LAMConfig:
                 "LAMConfig.keypoint_features must be 'position_and_displacement' (where each keypoint is in "
                 "frame t and how far it moved) or 'displacement' (how far it moved), got "
                 f"{self.keypoint_features!r}."
+            )
+        if self.keypoint_softmax not in KEYPOINT_SOFTMAXES:
+            raise ValueError(
+                "LAMConfig.keypoint_softmax must be 'raw' (the conv net's maps as they are) or "
+                "'standardized' (each map standardised over its pixels, times a learned gain), got "
+                f"{self.keypoint_softmax!r}."
             )
         if self.idm_backbone == "keypoints" and (self.idm_input, self.idm_readout) != ("pair", "query"):
             raise ValueError(

@@ -50,6 +50,11 @@ class KeypointIDM(nn.Module):
             nn.GELU(),
             nn.Conv2d(channels, config.keypoints, kernel_size=3, padding=1),
         )
+        # A raw map's softmax can spread over most of the frame, so its keypoint hardly moves when the agent
+        # does; standardising makes the sharpness the gain's alone (docs/decisions.md).
+        self.standardize = config.keypoint_softmax == "standardized"
+        if self.standardize:
+            self.log_gain = nn.Parameter(torch.zeros(config.keypoints))
         self.displacement_only = config.keypoint_features == "displacement"
         per_keypoint = 2 if self.displacement_only else 4
         self.mlp = nn.Sequential(
@@ -65,7 +70,12 @@ class KeypointIDM(nn.Module):
     def keypoints(self, video: torch.Tensor) -> torch.Tensor:
         """``video [B, T, C, H, W]`` -> every frame's keypoints ``[B, T, keypoints, 2]``."""
         b, t = video.shape[:2]
-        points = spatial_softmax(self.encoder(video.flatten(0, 1)))
+        maps = self.encoder(video.flatten(0, 1))
+        if self.standardize:
+            flat = maps.flatten(2).float()
+            flat = (flat - flat.mean(-1, keepdim=True)) / (flat.std(-1, keepdim=True) + 1e-5)
+            maps = (flat * self.log_gain.exp()[:, None]).view(maps.shape).to(maps.dtype)
+        points = spatial_softmax(maps)
         return points.view(b, t, *points.shape[1:])
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
