@@ -6,6 +6,7 @@ __version__ = _version("cola-lam")
 
 from .config import LAMConfig
 from .decoder import LAMDecoder, reconstruction_loss
+from .fsq import FiniteScalarQuantizer
 from .idm import InverseDynamicsModel
 from .keypoint_idm import KeypointIDM
 from .model import LatentActionModel
@@ -21,6 +22,7 @@ from .stats import (
 __all__ = [
     "CodebookGeometry",
     "CodebookStats",
+    "FiniteScalarQuantizer",
     "InverseDynamicsModel",
     "KeypointIDM",
     "LAMConfig",

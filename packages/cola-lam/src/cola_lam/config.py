@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -22,6 +23,9 @@ KEYPOINT_FEATURES = ("position_and_displacement", "displacement")
 # What the keypoint IDM's spatial softmax reads: the conv net's maps as they are, or each map standardised
 # over its pixels and scaled by a learned gain per keypoint.
 KEYPOINT_SOFTMAXES = ("raw", "standardized")
+# vq: the paper's vector quantizer (nearest of num_codes learned codes); fsq: finite scalar quantization on
+# a fixed grid of prod(fsq_levels) codes (cola_lam.fsq).
+QUANTIZERS = ("vq", "fsq")
 
 
 @dataclass
@@ -55,6 +59,12 @@ class LAMConfig:
     keypoint is depends on how much its feature stands out from the rest of the frame, not on the conv net's
     output scale (``"raw"``: the maps as they are). ``idm_input`` and ``idm_readout`` belong to the
     transformer: the keypoint IDM needs their defaults.
+
+    ``quantizer``: ``"vq"`` (the paper's vector quantizer) or ``"fsq"`` (finite scalar quantization, Mentzer
+    et al. 2023: each token projected to ``len(fsq_levels)`` scalars, each rounded to one of ``fsq_levels[i]``
+    values, ``num_codes = prod(fsq_levels)``). The VQ's options ``beta``, ``use_ema``, ``l2_normalize`` and
+    ``codebook_init`` do nothing to a grid and must keep their defaults with ``"fsq"``; ``dead_code_steps`` is
+    ignored (a grid has no codes to restart).
     """
 
     frame_size: int = 64
@@ -84,6 +94,8 @@ class LAMConfig:
     keypoint_features: str = "position_and_displacement"
     keypoint_softmax: str = "raw"
     decoder_depth: int = 2
+    quantizer: str = "vq"
+    fsq_levels: tuple[int, ...] = (8, 4)
 
     def __post_init__(self) -> None:
         positive = (
@@ -168,11 +180,46 @@ class LAMConfig:
                 "keypoint IDM always compares the keypoints of both frames, so it needs idm_input='pair' and "
                 f"idm_readout='query', got {self.idm_input!r} and {self.idm_readout!r}."
             )
+        self._check_quantizer()
         if self.codebook_init not in CODEBOOK_INITS:
             raise ValueError(
                 "LAMConfig.codebook_init must be 'kmeans' (k-means on the first training batch's IDM "
                 "outputs) "
                 f"or 'random' (N(0, 1) codes), got {self.codebook_init!r}."
+            )
+
+    def _check_quantizer(self) -> None:
+        if self.quantizer not in QUANTIZERS:
+            raise ValueError(
+                "LAMConfig.quantizer must be 'vq' (the paper's vector quantizer) or 'fsq' (finite scalar "
+                f"quantization on a fixed grid), got {self.quantizer!r}."
+            )
+        # A config read back from JSON carries a list.
+        if isinstance(self.fsq_levels, list):
+            self.fsq_levels = tuple(self.fsq_levels)
+        levels = self.fsq_levels
+        if (
+            not isinstance(levels, tuple)
+            or not levels
+            or any(isinstance(n, bool) or not isinstance(n, int) or n < 2 for n in levels)
+        ):
+            raise ValueError(
+                f"LAMConfig.fsq_levels must be a non-empty tuple of integers >= 2, got {levels!r}."
+            )
+        if self.quantizer != "fsq":
+            return
+        if math.prod(levels) != self.num_codes:
+            raise ValueError(
+                f"LAMConfig.num_codes ({self.num_codes}) must equal the product of fsq_levels {levels} "
+                f"({math.prod(levels)}) with quantizer='fsq': set num_codes={math.prod(levels)} or other "
+                "levels."
+            )
+        vq_only = {"beta": 0.25, "use_ema": False, "l2_normalize": False, "codebook_init": "kmeans"}
+        changed = sorted(name for name, default in vq_only.items() if getattr(self, name) != default)
+        if changed:
+            raise ValueError(
+                f"LAMConfig {changed} configure the vector quantizer and do nothing with quantizer='fsq': "
+                "leave them at their defaults."
             )
 
     @property

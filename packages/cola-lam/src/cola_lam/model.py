@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import LAMConfig
+from .fsq import FiniteScalarQuantizer
 from .hub import SubfolderHubMixin
 from .hub_io import StrictHubMixin
 from .idm import InverseDynamicsModel
@@ -33,17 +34,23 @@ class LatentActionModel(
         super().__init__()
         self.config = config
         self.idm = KeypointIDM(config) if config.idm_backbone == "keypoints" else InverseDynamicsModel(config)
-        self.quantizer = VectorQuantizer(
-            num_codes=config.num_codes,
-            code_dim=config.code_dim,
-            beta=config.beta,
-            use_ema=config.use_ema,
-            ema_decay=config.ema_decay,
-            l2_normalize=config.l2_normalize,
-            dead_code_steps=config.dead_code_steps,
-            restart_buffer_size=config.restart_buffer_size,
-            codebook_init=config.codebook_init,
-        )
+        self.quantizer: VectorQuantizer | FiniteScalarQuantizer
+        if config.quantizer == "fsq":
+            self.quantizer = FiniteScalarQuantizer(
+                config.fsq_levels, config.code_dim, restart_buffer_size=config.restart_buffer_size
+            )
+        else:
+            self.quantizer = VectorQuantizer(
+                num_codes=config.num_codes,
+                code_dim=config.code_dim,
+                beta=config.beta,
+                use_ema=config.use_ema,
+                ema_decay=config.ema_decay,
+                l2_normalize=config.l2_normalize,
+                dead_code_steps=config.dead_code_steps,
+                restart_buffer_size=config.restart_buffer_size,
+                codebook_init=config.codebook_init,
+            )
 
     def encode(self, video: torch.Tensor) -> VQOutput:
         """quantized ``[B, T-1, tokens_per_action, code_dim]``, indices ``[B, T-1, tokens_per_action]``,
@@ -92,7 +99,10 @@ class LatentActionModel(
     def initialize_codebook(self, video: torch.Tensor, seed: int = 0) -> None:
         """k-means the codebook onto the IDM's outputs for ``video [B, T, C, H, W]`` (see
         ``VectorQuantizer.initialize_from``). Training does this on its first batch anyway; call it to pick
-        the batch, e.g. the same clips on every data-parallel rank."""
+        the batch, e.g. the same clips on every data-parallel rank. A finite scalar quantizer's grid is fixed:
+        nothing to place."""
+        if isinstance(self.quantizer, FiniteScalarQuantizer):
+            return
         self.quantizer.initialize_from(self.idm(video), seed=seed)
 
     def forward(self, video: torch.Tensor) -> VQOutput:

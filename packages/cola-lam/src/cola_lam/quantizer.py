@@ -173,14 +173,7 @@ class VectorQuantizer(nn.Module):
         self.codebook.data.copy_(self.ema_embed_sum / smoothed[:, None])
 
     def _restart_dead_codes(self, flat: torch.Tensor, usage: torch.Tensor) -> None:
-        capacity = self.recent_inputs.shape[0]
-        if flat.shape[0] > capacity:
-            flat = flat[torch.randperm(flat.shape[0], device=flat.device)[:capacity]]
-        slots = (self.recent_pointer + torch.arange(flat.shape[0], device=flat.device)) % capacity
-        self.recent_inputs[slots] = flat
-        self.recent_pointer.copy_((self.recent_pointer + flat.shape[0]) % capacity)
-        self.recent_count.copy_((self.recent_count + flat.shape[0]).clamp(max=capacity))
-
+        remember_inputs(self, flat)
         self.steps_unused.add_(1).masked_fill_(usage > 0, 0)
         if self.dead_code_steps == 0:
             return
@@ -195,6 +188,19 @@ class VectorQuantizer(nn.Module):
             )
             self.ema_embed_sum.copy_(torch.where(dead[:, None], candidates, self.ema_embed_sum))
         self.steps_unused.masked_fill_(dead, 0)
+
+
+@torch.no_grad()
+def remember_inputs(quantizer: nn.Module, flat: torch.Tensor) -> None:
+    """Write encoder outputs ``flat [N, code_dim]`` into ``quantizer``'s ring buffer (its ``recent_inputs``,
+    ``recent_count`` and ``recent_pointer`` buffers), a random subset when N exceeds the buffer."""
+    capacity = quantizer.recent_inputs.shape[0]
+    if flat.shape[0] > capacity:
+        flat = flat[torch.randperm(flat.shape[0], device=flat.device)[:capacity]]
+    slots = (quantizer.recent_pointer + torch.arange(flat.shape[0], device=flat.device)) % capacity
+    quantizer.recent_inputs[slots] = flat
+    quantizer.recent_pointer.copy_((quantizer.recent_pointer + flat.shape[0]) % capacity)
+    quantizer.recent_count.copy_((quantizer.recent_count + flat.shape[0]).clamp(max=capacity))
 
 
 def _kmeans(data: torch.Tensor, k: int, iterations: int, generator: torch.Generator) -> torch.Tensor:

@@ -15,7 +15,7 @@ from cola_train.session import Session
 from cola_train.stages import StagePlan
 
 if TYPE_CHECKING:
-    from cola_lam import CodebookGeometry
+    from cola_lam import CodebookGeometry, FiniteScalarQuantizer, VectorQuantizer
 
 
 def codebook_geometry(models: CoLA, used: torch.Tensor, context: DistContext) -> CodebookGeometry | None:
@@ -29,10 +29,19 @@ def codebook_geometry(models: CoLA, used: torch.Tensor, context: DistContext) ->
     if count == 0:
         return None
     latents = all_gather_cat(quantizer.recent_inputs[:count], context)
-    # Gather the FSDP shard before normalizing, as quantizer.codes() would.
+    return code_geometry(latents, full_codes(quantizer), used)
+
+
+def full_codes(quantizer: VectorQuantizer | FiniteScalarQuantizer) -> torch.Tensor:
+    """``quantizer.codes()`` from its gathered FSDP shards (collective: every rank calls it)."""
+    from cola_lam import FiniteScalarQuantizer
+
+    if isinstance(quantizer, FiniteScalarQuantizer):
+        project = quantizer.project_out
+        weight, bias = full_tensor(project.weight.detach()), full_tensor(project.bias.detach())
+        return F.linear(quantizer.grid().to(weight), weight, bias)
     codebook = full_tensor(quantizer.codebook.detach())
-    codebook = F.normalize(codebook, dim=-1) if quantizer.l2_normalize else codebook
-    return code_geometry(latents, codebook, used)
+    return F.normalize(codebook, dim=-1) if quantizer.l2_normalize else codebook
 
 
 def geometry_record(geometry: CodebookGeometry | None) -> dict[str, float]:

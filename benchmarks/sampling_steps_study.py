@@ -1,0 +1,85 @@
+"""How a trained run's controllability depends on the Euler steps of its rollouts.
+
+Rolls a run's world model out from the first frame of evenly spread held-out clips with its own LAM's
+inferred codes, batch-shuffled codes and the null action, beside copying the first frame, at each number of
+Euler steps; prints one table row per step count (the columns of ``controllability_study.py``).
+
+    uv run python benchmarks/sampling_steps_study.py RUN [--steps 1 2 3 5 10] [--guidance 4] [--max-clips 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from benchtools import held_out_dataset
+from controllability_study import COLUMNS
+
+
+def main() -> None:
+    from cola_eval.controllability import agent_position_error, moving_pixel_psnr, pusht_agent_positions
+    from cola_eval.metrics import psnr
+    from cola_train import load_trained
+    from cola_wm import sample
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="a cola-train run folder (RUN/models/{lam,wm})")
+    parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 3, 5, 10])
+    parser.add_argument("--guidance", type=float, default=None, help="default: the world model's own")
+    parser.add_argument("--max-clips", type=int, default=32)
+    parser.add_argument("--frames", type=int, default=6, help="clip length of the rollouts")
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args()
+
+    trained = load_trained(args.run)
+    if trained.lam is None:
+        raise SystemExit(f"{args.run} has no LAM (a real-action ceiling): score it with ceiling_score.py")
+    data = dict(trained.config["data"], clip_length=args.frames)
+    clips = held_out_dataset(data)
+    stride = max(1, len(clips) // args.max_clips)
+    items = [clips[i] for i in range(0, len(clips), stride)][: args.max_clips]
+    video = torch.stack([item["video"] for item in items])
+    states = torch.stack([item["states"] for item in items])
+    lam, wm = trained.lam.eval(), trained.wm.eval()
+    with torch.no_grad():
+        inferred = lam.encode(video).quantized.flatten(-2)
+    context, target = video[:, :1], video[:, 1:]
+    truth = pusht_agent_positions(states[:, 1:], video.shape[-1])
+    sources = {
+        "real": inferred,
+        "shuffled": inferred.roll(1, dims=0),
+        "null": wm.null_actions(len(items), video.shape[1] - 1),
+    }
+    print(f"| Euler steps | clips | {' | '.join(COLUMNS)} | copy psnr |")
+    print("|---" * (len(COLUMNS) + 3) + "|")
+    for steps in args.steps:
+        predictions = {"copy": context.expand_as(target)}
+        for name, actions in sources.items():
+            parts = []
+            for first in range(0, len(items), args.batch_size):
+                batch = slice(first, first + args.batch_size)
+                with torch.no_grad():
+                    rollout = sample(
+                        wm,
+                        context[batch],
+                        actions[batch],
+                        steps=steps,
+                        guidance_scale=args.guidance,
+                        generator=torch.Generator().manual_seed(first),
+                    )
+                parts.append(rollout[:, 1:].clamp(-1, 1))
+            predictions[name] = torch.cat(parts)
+        scores = {
+            name: {
+                "psnr": float(psnr(pred, target).nanmean()),
+                "moving_psnr": float(moving_pixel_psnr(pred, target, context).nanmean()),
+                "agent_error": float(agent_position_error(pred, truth).nanmean()),
+            }
+            for name, pred in predictions.items()
+        }
+        cells = " | ".join(f"{column(scores):.2f}" for column in COLUMNS.values())
+        print(f"| {steps} | {len(items)} | {cells} | {scores['copy']['psnr']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
