@@ -1,8 +1,8 @@
 """The controllability targets of the quickstart's CoLA run (latent actions from its own IDM), end to end:
-``cola-train quickstart`` (about 15 min on 2 cores), then ``cola-eval report`` on its held-out episodes.
+``cola-train quickstart`` (about 9 min on 2 cores), then ``cola-eval report`` on its held-out episodes.
 
-Met by the preset's seed (0) since the 600 / 250 / 700 step split; the figures, and a seed that misses
-one target, are in benchmarks/results/2026-12-02-quickstart-split.md.
+Since the LAM quantizes with FSQ on a 4 x 4 grid the preset's seed (0) met every target in one run of two;
+the other missed the moving-pixel delta by 0.06 dB (benchmarks/results/2026-12-05-fsq.md).
 """
 
 from pathlib import Path

@@ -38,6 +38,7 @@ OVERRIDES = [
     "model.lam.heads=2",
     "model.lam.patch_size=8",
     "model.lam.num_codes=8",
+    "model.lam.fsq_levels=[4, 2]",
     "model.lam.code_dim=8",
     "model.wm.width=32",
     "model.wm.depth=1",
