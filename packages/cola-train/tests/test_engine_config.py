@@ -69,6 +69,9 @@ def test_config_json_of_runs_before_typed_model_configs_loads() -> None:
         "variance_floor": 0.1,
         "idm_backbone": "keypoints",
         "keypoint_features": "displacement",
+        "quantizer": "fsq",
+        "fsq_levels": [4, 4],  # a list, as config.json stores it
+        "num_codes": 16,
     }
     quickstart["model"]["wm"] = {"guidance_scale": 4.0}
     assert RunConfig.from_dict(quickstart) == RunConfig.preset("quickstart")
