@@ -119,7 +119,7 @@ def ddp_restart_worker(rank: int, world_size: int, port: int, out: str) -> None:
     its codebook to OUT/rank<r>.safetensors."""
     _join(rank, world_size, port)
     from cola_train import build_models, joint
-    from cola_train.distributed import init_distributed, shutdown
+    from cola_train.distributed import barrier, init_distributed, shutdown
     from safetensors.torch import save_file
 
     context = init_distributed("cpu")
@@ -130,6 +130,9 @@ def ddp_restart_worker(rank: int, world_size: int, port: int, out: str) -> None:
         joint(config, models, MovingSquares())
         codebook = models.lam.quantizer.codebook.detach().clone()
         save_file({"codebook": codebook}, str(Path(out) / f"rank{rank}.safetensors"))
+        # Both ranks done before either tears gloo down: one CI run aborted a rank ("terminate called without
+        # an active exception") when the other destroyed the process group first.
+        barrier(context)
     finally:
         shutdown(context)
 
