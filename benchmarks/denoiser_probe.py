@@ -2,8 +2,11 @@
 
 Trains the ``tiny`` ActionConditionedDiT from scratch on 2-frame clips (one context frame, one to predict) of
 a collected PushT dataset, then on 64 held-out pairs prints, as one JSON line: the mean squared error of the
-clean frame it implies at flow times 0.05, 0.2, 0.5 and 1 (``x0@t``), of a 10-step sample (``sample10``)
-and of copying the context frame (``copy``); and saves context / truth / sample pictures of 8 pairs.
+clean frame it implies at flow times 0.05, 0.2, 0.5 and 1 (``x0@t``), of a 10-step sample for each
+sampling noise (``sample10@noiseS``, and split into the pixels that stay as in the context frame and those
+that change) and of copying the context
+frame (``copy``); and saves pictures of 8 pairs: context, truth, the implied clean frames at t = 1, 0.5, 0.2,
+one sample per sampling noise.
 
     uv run python benchmarks/denoiser_probe.py DATA --name base [--motion 10] [--shift 3] [--patch 8] ...
 
@@ -36,7 +39,12 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=8)
     parser.add_argument("--prediction", default="residual", choices=("residual", "x0", "velocity"))
     parser.add_argument("--frame-skip", type=int, default=5)
+    parser.add_argument("--refiner", type=int, default=0, help="DiTConfig.refiner_channels")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sample-steps", type=int, default=10)
+    parser.add_argument(
+        "--sampling-noise", type=float, nargs="+", default=[0.0], help="values of sample's sampling_noise"
+    )
     parser.add_argument("--picture", default=None, help="PNG path (default: denoiser_probe_NAME.png)")
     args = parser.parse_args()
 
@@ -44,7 +52,9 @@ def main() -> None:
     episodes = load_episodes(args.data)
     train = ClipDataset(episodes, 2, frame_skip=args.frame_skip, split="train")
     test = ClipDataset(episodes, 2, frame_skip=args.frame_skip, split="test")
-    config = DiTConfig.preset("tiny", patch_size=args.patch, num_frames=2, prediction=args.prediction)
+    config = DiTConfig.preset(
+        "tiny", patch_size=args.patch, num_frames=2, prediction=args.prediction, refiner_channels=args.refiner
+    )
     model = ActionConditionedDiT(config)
     optimizer = torch.optim.AdamW(model.backbone_parameters(), lr=args.lr, weight_decay=0.0)
     generator = torch.Generator().manual_seed(args.seed)
@@ -67,22 +77,43 @@ def main() -> None:
     picks = list(range(0, len(test), max(1, len(test) // 64)))[:64]
     video = torch.stack([test[i]["video"] for i in picks])
     noise = torch.randn(video.shape, generator=torch.Generator().manual_seed(1))
+    implied = {}
     with torch.no_grad():
         for t in (0.05, 0.2, 0.5, 1.0):
             x_t = torch.cat([video[:, :1], (1 - t) * video[:, 1:] + t * noise[:, 1:]], dim=1)
             velocity = predict_velocity(model, x_t, torch.full((len(picks),), t), None, 1)[:, 1:]
-            clean = x_t[:, 1:] - t * velocity
-            result[f"x0@{t}"] = round(float((clean - video[:, 1:]).pow(2).mean()), 5)
-        rollout = sample(
-            model, video[:, :1], None, num_frames=2, steps=10, generator=torch.Generator().manual_seed(2)
-        )
-    result["sample10"] = round(float((rollout[:, 1] - video[:, 1]).pow(2).mean()), 5)
+            implied[t] = x_t[:, 1] - t * velocity[:, 0]
+            result[f"x0@{t}"] = round(float((implied[t] - video[:, 1]).pow(2).mean()), 5)
     result["copy"] = round(float((video[:, 1] - video[:, 0]).pow(2).mean()), 5)
+    # The scene that should be copied (pixels where the true next frame equals the context) and the rest.
+    static = ((video[:, 1] - video[:, 0]).abs() <= 0.05).all(dim=1, keepdim=True).expand_as(video[:, 1])
+    result["copy_moving"] = round(float((video[:, 0] - video[:, 1]).pow(2)[~static].mean()), 5)
+    samples = []
+    for noise_share in args.sampling_noise:
+        with torch.no_grad():
+            rollout = sample(
+                model,
+                video[:, :1],
+                None,
+                num_frames=2,
+                steps=args.sample_steps,
+                generator=torch.Generator().manual_seed(2),
+                sampling_noise=noise_share,
+            )
+        error = (rollout[:, 1] - video[:, 1]).pow(2)
+        key = f"sample{args.sample_steps}@noise{noise_share}"
+        result[key] = round(float(error.mean()), 5)
+        result[f"{key}_static"] = round(float(error[static].mean()), 5)
+        result[f"{key}_moving"] = round(float(error[~static].mean()), 5)
+        samples.append(rollout[:8, 1])
     print(json.dumps(result))
 
-    grid = torch.stack([video[:8, 0], video[:8, 1], rollout[:8, 1]], dim=1)  # [8, 3 rows, C, H, W]
+    # Rows: context, truth, the clean frame implied at t = 1, 0.5 and 0.2, one sample per sampling noise.
+    rows = [video[:8, 0], video[:8, 1], implied[1.0][:8], implied[0.5][:8], implied[0.2][:8], *samples]
+    grid = torch.stack(rows, dim=1)  # [8, rows, C, H, W]
     size = video.shape[-1]
-    pixels = ((grid.clamp(-1, 1) + 1) * 127.5).byte().permute(1, 3, 0, 4, 2).reshape(3 * size, 8 * size, 3)
+    pixels = ((grid.clamp(-1, 1) + 1) * 127.5).byte().permute(1, 3, 0, 4, 2)
+    pixels = pixels.reshape(len(rows) * size, 8 * size, 3)
     Image.fromarray(pixels.numpy()).save(args.picture or f"denoiser_probe_{args.name}.png")
 
 

@@ -7,11 +7,12 @@ into the velocity. Context frames stay clean (the model gives them flow time 0) 
 """
 
 import itertools
+import math
 
 import torch
 import torch.nn.functional as F
 
-from cola_wm.config import check_guidance_interval
+from cola_wm.config import check_guidance_interval, check_sampling_noise, check_sampling_start
 from cola_wm.dit import ActionConditionedDiT, frame_times
 
 TIME_SAMPLINGS = ("logit_normal", "uniform")
@@ -161,6 +162,8 @@ def sample(
     generator: torch.Generator | None = None,
     time_shift: float = 1.0,
     guidance_interval: tuple[float, float] | None = None,
+    sampling_noise: float | None = None,
+    sampling_start: float | None = None,
 ) -> torch.Tensor:
     """Roll out ``num_frames`` frames from ``context [B, k, C, H, W]`` (returned unchanged as the first k
     frames).
@@ -206,7 +209,14 @@ def sample(
     if guidance_interval is None:
         guidance_interval = config.guidance_interval
     guidance_interval = check_guidance_interval(guidance_interval, "guidance_interval")
-    times = shift_time(torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64), float(time_shift)).tolist()
+    if sampling_noise is None:
+        sampling_noise = config.sampling_noise
+    sampling_noise = check_sampling_noise(sampling_noise, "sampling_noise")
+    if sampling_start is None:
+        sampling_start = config.sampling_start
+    sampling_start = check_sampling_start(sampling_start, "sampling_start")
+    times = shift_time(torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64), float(time_shift))
+    times = (sampling_start * times).tolist()
 
     video = context
     while video.shape[1] < num_frames:
@@ -214,7 +224,15 @@ def sample(
         new = min(config.num_frames - k, num_frames - video.shape[1])
         window_actions = None if actions is None else actions[:, start : start + k + new - 1]
         frames = _generate_window(
-            model, video[:, start:], window_actions, new, times, guidance_scale, guidance_interval, generator
+            model,
+            video[:, start:],
+            window_actions,
+            new,
+            times,
+            guidance_scale,
+            guidance_interval,
+            sampling_noise,
+            generator,
         )
         video = torch.cat([video, frames], dim=1)
     return video
@@ -228,6 +246,7 @@ def _generate_window(
     times: list[float],
     guidance_scale: float,
     guidance_interval: tuple[float, float],
+    sampling_noise: float,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
     batch, k = context.shape[:2]
@@ -237,6 +256,8 @@ def _generate_window(
         dtype=context.dtype,
         generator=generator,
     )
+    if times[0] < 1.0:
+        x = (1 - times[0]) * context[:, -1:] + times[0] * x
     guiding = actions is not None and guidance_scale != 1.0
     if guiding:
         both = torch.cat([actions, model.null_actions(batch, actions.shape[1]).to(actions.dtype)])
@@ -251,5 +272,12 @@ def _generate_window(
         if guided:
             conditional, unconditional = velocity.chunk(2)
             velocity = unconditional + guidance_scale * (conditional - unconditional)
-        x = x - velocity * (t - t_next)
+        if sampling_noise == 0.0 or t_next == 0.0:
+            x = x - velocity * (t - t_next)
+            continue
+        # x_t = (1 - t) x0 + t eps and v = eps - x0 give both estimates from the velocity.
+        clean, noise = x - t * velocity, x + (1 - t) * velocity
+        fresh = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+        noise = math.sqrt(1.0 - sampling_noise**2) * noise + sampling_noise * fresh
+        x = (1 - t_next) * clean + t_next * noise
     return x

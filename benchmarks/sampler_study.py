@@ -1,15 +1,19 @@
-"""How a trained run's controllability depends on the Euler steps of its rollouts.
+"""How a trained run's controllability and scene depend on how its rollouts are sampled.
 
 Rolls a run's world model out from the first frame of evenly spread held-out clips with its own LAM's
-inferred codes, batch-shuffled codes and the null action, beside copying the first frame, at each number of
-Euler steps; prints one table row per step count (the columns of ``controllability_study.py``).
+inferred codes, batch-shuffled codes and the null action, beside copying the first frame, for every
+combination of Euler steps, ``sampling_start`` and ``sampling_noise`` (``cola_wm.sample``); prints one table
+row per combination: the columns of ``controllability_study.py``, then the scene PSNR of the inferred-code
+rollouts (over the pixels the true frame keeps from the first frame: is the unmoved scene intact?) and the
+full-frame PSNR of copying the first frame.
 
-    uv run python benchmarks/sampling_steps_study.py RUN [--steps 1 2 3 5 10] [--guidance 4] [--max-clips 32]
+    uv run python benchmarks/sampler_study.py RUN [--steps 10] [--starts 1 0.7] [--noises 0 1] [--guidance 4]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 
 import torch
 from benchtools import held_out_dataset
@@ -17,14 +21,22 @@ from controllability_study import COLUMNS
 
 
 def main() -> None:
-    from cola_eval.controllability import agent_position_error, moving_pixel_psnr, pusht_agent_positions
+    from cola_eval.controllability import (
+        agent_position_error,
+        masked_psnr,
+        moving_mask,
+        moving_pixel_psnr,
+        pusht_agent_positions,
+    )
     from cola_eval.metrics import psnr
     from cola_train import load_trained
     from cola_wm import sample
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a cola-train run folder (RUN/models/{lam,wm})")
-    parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 3, 5, 10])
+    parser.add_argument("--steps", type=int, nargs="+", default=[10])
+    parser.add_argument("--starts", type=float, nargs="+", default=[1.0], help="sampling_start values")
+    parser.add_argument("--noises", type=float, nargs="+", default=[0.0], help="sampling_noise values")
     parser.add_argument("--guidance", type=float, default=None, help="default: the world model's own")
     parser.add_argument("--max-clips", type=int, default=32)
     parser.add_argument("--frames", type=int, default=6, help="clip length of the rollouts")
@@ -50,9 +62,10 @@ def main() -> None:
         "shuffled": inferred.roll(1, dims=0),
         "null": wm.null_actions(len(items), video.shape[1] - 1),
     }
-    print(f"| Euler steps | clips | {' | '.join(COLUMNS)} | copy psnr |")
-    print("|---" * (len(COLUMNS) + 3) + "|")
-    for steps in args.steps:
+    static = ~moving_mask(context, target)
+    print(f"| Euler steps | start | noise | clips | {' | '.join(COLUMNS)} | scene psnr real | copy psnr |")
+    print("|---" * (len(COLUMNS) + 6) + "|")
+    for steps, start, noise in itertools.product(args.steps, args.starts, args.noises):
         predictions = {"copy": context.expand_as(target)}
         for name, actions in sources.items():
             parts = []
@@ -66,6 +79,8 @@ def main() -> None:
                         steps=steps,
                         guidance_scale=args.guidance,
                         generator=torch.Generator().manual_seed(first),
+                        sampling_start=start,
+                        sampling_noise=noise,
                     )
                 parts.append(rollout[:, 1:].clamp(-1, 1))
             predictions[name] = torch.cat(parts)
@@ -78,7 +93,12 @@ def main() -> None:
             for name, pred in predictions.items()
         }
         cells = " | ".join(f"{column(scores):.2f}" for column in COLUMNS.values())
-        print(f"| {steps} | {len(items)} | {cells} | {scores['copy']['psnr']:.2f} |", flush=True)
+        scene = float(masked_psnr(predictions["real"], target, static).nanmean())
+        print(
+            f"| {steps} | {start:g} | {noise:g} | {len(items)} | {cells} | {scene:.2f} "
+            f"| {scores['copy']['psnr']:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
