@@ -3,10 +3,10 @@
 Trains the ``tiny`` ActionConditionedDiT from scratch on 2-frame clips (one context frame, one to predict) of
 a collected PushT dataset, then on 64 held-out pairs prints, as one JSON line: the mean squared error of the
 clean frame it implies at flow times 0.05, 0.2, 0.5 and 1 (``x0@t``), of a 10-step sample for each
-sampling noise (``sample10@noiseS``, and split into the pixels that stay as in the context frame and those
+sampling start (``sample10@startS``, and split into the pixels that stay as in the context frame and those
 that change) and of copying the context
 frame (``copy``); and saves pictures of 8 pairs: context, truth, the implied clean frames at t = 1, 0.5, 0.2,
-one sample per sampling noise.
+one sample per sampling start.
 
     uv run python benchmarks/denoiser_probe.py DATA --name base [--motion 10] [--shift 3] [--patch 8] ...
 
@@ -39,11 +39,10 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=8)
     parser.add_argument("--prediction", default="residual", choices=("residual", "x0", "velocity"))
     parser.add_argument("--frame-skip", type=int, default=5)
-    parser.add_argument("--refiner", type=int, default=0, help="DiTConfig.refiner_channels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sample-steps", type=int, default=10)
     parser.add_argument(
-        "--sampling-noise", type=float, nargs="+", default=[0.0], help="values of sample's sampling_noise"
+        "--sampling-start", type=float, nargs="+", default=[1.0], help="values of sample's sampling_start"
     )
     parser.add_argument("--picture", default=None, help="PNG path (default: denoiser_probe_NAME.png)")
     args = parser.parse_args()
@@ -52,9 +51,7 @@ def main() -> None:
     episodes = load_episodes(args.data)
     train = ClipDataset(episodes, 2, frame_skip=args.frame_skip, split="train")
     test = ClipDataset(episodes, 2, frame_skip=args.frame_skip, split="test")
-    config = DiTConfig.preset(
-        "tiny", patch_size=args.patch, num_frames=2, prediction=args.prediction, refiner_channels=args.refiner
-    )
+    config = DiTConfig.preset("tiny", patch_size=args.patch, num_frames=2, prediction=args.prediction)
     model = ActionConditionedDiT(config)
     optimizer = torch.optim.AdamW(model.backbone_parameters(), lr=args.lr, weight_decay=0.0)
     generator = torch.Generator().manual_seed(args.seed)
@@ -89,7 +86,7 @@ def main() -> None:
     static = ((video[:, 1] - video[:, 0]).abs() <= 0.05).all(dim=1, keepdim=True).expand_as(video[:, 1])
     result["copy_moving"] = round(float((video[:, 0] - video[:, 1]).pow(2)[~static].mean()), 5)
     samples = []
-    for noise_share in args.sampling_noise:
+    for start in args.sampling_start:
         with torch.no_grad():
             rollout = sample(
                 model,
@@ -98,17 +95,17 @@ def main() -> None:
                 num_frames=2,
                 steps=args.sample_steps,
                 generator=torch.Generator().manual_seed(2),
-                sampling_noise=noise_share,
+                sampling_start=start,
             )
         error = (rollout[:, 1] - video[:, 1]).pow(2)
-        key = f"sample{args.sample_steps}@noise{noise_share}"
+        key = f"sample{args.sample_steps}@start{start}"
         result[key] = round(float(error.mean()), 5)
         result[f"{key}_static"] = round(float(error[static].mean()), 5)
         result[f"{key}_moving"] = round(float(error[~static].mean()), 5)
         samples.append(rollout[:8, 1])
     print(json.dumps(result))
 
-    # Rows: context, truth, the clean frame implied at t = 1, 0.5 and 0.2, one sample per sampling noise.
+    # Rows: context, truth, the clean frame implied at t = 1, 0.5 and 0.2, one sample per sampling start.
     rows = [video[:8, 0], video[:8, 1], implied[1.0][:8], implied[0.5][:8], implied[0.2][:8], *samples]
     grid = torch.stack(rows, dim=1)  # [8, rows, C, H, W]
     size = video.shape[-1]

@@ -382,50 +382,6 @@ def test_guidance_interval_survives_a_json_round_trip():
     assert loaded == config and loaded.guidance_interval == (0.25, 1.0)
 
 
-def test_sampling_noise_zero_is_the_euler_sampler_and_the_config_default():
-    model = _steered()
-    context = random_video(1, CONFIG, frames=1)
-    actions = torch.randn(1, 3, CONFIG.action_dim)
-
-    def rollout(**kwargs) -> torch.Tensor:
-        return sample(model, context, actions, steps=3, generator=torch.Generator().manual_seed(0), **kwargs)
-
-    euler = rollout()
-    torch.testing.assert_close(rollout(sampling_noise=0.0), euler)
-    noisy = rollout(sampling_noise=1.0)
-    assert not torch.allclose(noisy, euler)
-    model.config.sampling_noise = 1.0
-    torch.testing.assert_close(rollout(), noisy)
-
-
-@settings(max_examples=10, deadline=None)
-@given(noise_share=st.floats(0.0, 1.0), steps=st.integers(1, 4), seed=st.integers(0, 100))
-def test_a_model_that_knows_the_clean_frame_samples_it_at_any_sampling_noise(noise_share, steps, seed):
-    """A fresh residual model predicts "the next frame is the last context frame" at every flow time; each
-    step re-noises that estimate, so the rollout is the context repeated whatever noise is put back."""
-    model = ActionConditionedDiT(CONFIG).eval()
-    context = random_video(2, CONFIG, frames=1, seed=seed)
-    rollout = sample(
-        model,
-        context,
-        num_frames=3,
-        steps=steps,
-        sampling_noise=noise_share,
-        generator=torch.Generator().manual_seed(seed),
-    )
-    torch.testing.assert_close(rollout, context.expand(-1, 3, -1, -1, -1), atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("value", [-0.1, 1.5, float("nan"), True, "0.5"])
-def test_bad_sampling_noise_raises(value):
-    model = pretrained_like(CONFIG)
-    context = random_video(1, CONFIG, frames=1)
-    with pytest.raises(ValueError, match="sampling_noise"):
-        sample(model, context, num_frames=2, sampling_noise=value)
-    with pytest.raises(ValueError, match=r"DiTConfig\.sampling_noise"):
-        small_config(sampling_noise=value)
-
-
 def test_sampling_start_begins_from_the_noised_context_frame():
     """Starting at s0 < 1 puts the last context frame in the first state, ``(1 - s0) x_last + s0 z``: a
     start below 1 changes what a perturbed model samples, is taken from the config by default, and a fresh

@@ -25,16 +25,6 @@ def check_guidance_interval(interval: Any, name: str) -> tuple[float, float]:
     return float(interval[0]), float(interval[1])
 
 
-def check_sampling_noise(value: Any, name: str) -> float:
-    """``value`` as a float in [0, 1]; a ValueError naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(
-            f"{name} must be a number in [0, 1] (0: deterministic Euler steps, 1: fresh noise at every "
-            f"step), got {value!r}"
-        )
-    return float(value)
-
-
 def check_sampling_start(value: Any, name: str) -> float:
     """``value`` as a float in (0, 1]; a ValueError naming ``name`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
@@ -78,17 +68,10 @@ class DiTConfig:
     Improves Sample and Distribution Quality in Diffusion Models", 2024) can keep what guidance does to the
     motion without its artefacts on the static scene.
 
-    ``sampling_noise``: the share of fresh noise :func:`cola_wm.sample` puts back at each step when it is not
-    given one (0: the deterministic Euler sampler; 1: each step re-noises its clean-frame estimate with fresh
-    noise, as a multistep consistency sampler does). Fresh noise keeps every input the network sees a clean
-    frame plus Gaussian noise, as in training, where deterministic steps carry an undertrained model's
-    errors forward as structure it was never trained to remove. ``sampling_start``: the flow time the
-    sampler starts each new frame at, by default; 1 (default) from pure noise, below 1 from the last context
-    frame noised to that time (SDEdit), so the scene the context shows is where the sampler begins.
-
-    ``refiner_channels``: 0 (default) decodes each token into its patch with one linear layer, as DiT; more
-    adds a full-resolution convolutional head with that many hidden channels after it (``ConvRefiner``, after
-    U-ViT), which sees the frame it was given pixel by pixel and can draw edges across patch borders.
+    ``sampling_start``: the flow time :func:`cola_wm.sample` starts each new frame at when it is not given
+    one; 1 (default) from pure noise, below 1 from the last context frame noised to that time (SDEdit,
+    Meng et al., 2022), so the sampler begins from the scene the context shows and generates only the
+    change; it keeps more of the scene and steers less (benchmarks/results/2026-12-06-sampler.md).
     """
 
     frame_size: int = 64
@@ -111,9 +94,7 @@ class DiTConfig:
     action_injection: str = "adaln"
     guidance_scale: float = 1.0
     guidance_interval: tuple[float, float] = (0.0, 1.0)
-    sampling_noise: float = 0.0
     sampling_start: float = 1.0
-    refiner_channels: int = 0
 
     def __post_init__(self) -> None:
         positive = (
@@ -173,14 +154,6 @@ class DiTConfig:
         self.guidance_interval = check_guidance_interval(
             self.guidance_interval, "DiTConfig.guidance_interval"
         )
-        if isinstance(self.refiner_channels, bool) or not isinstance(self.refiner_channels, int):
-            raise ValueError(f"DiTConfig.refiner_channels must be an int, got {self.refiner_channels!r}")
-        if self.refiner_channels < 0:
-            raise ValueError(
-                f"DiTConfig.refiner_channels must be >= 0 (0: the linear patch decoder alone), "
-                f"got {self.refiner_channels}"
-            )
-        self.sampling_noise = check_sampling_noise(self.sampling_noise, "DiTConfig.sampling_noise")
         self.sampling_start = check_sampling_start(self.sampling_start, "DiTConfig.sampling_start")
         if self.mlp_ratio <= 0 or self.norm_eps <= 0:
             raise ValueError("DiTConfig.mlp_ratio and norm_eps must be positive")

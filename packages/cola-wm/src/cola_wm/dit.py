@@ -12,7 +12,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from cola_lam.hub import SubfolderHubMixin
 from cola_lam.hub_io import StrictHubMixin
 from einops import rearrange
@@ -78,30 +77,6 @@ class FinalLayer(nn.Module):
         return self.linear(adaln_modulate(x, shift, scale, self.eps))
 
 
-class ConvRefiner(nn.Module):
-    """A full-resolution convolutional head after the patch decoder, as U-ViT's 3x3 convolution (Bao et al.,
-    "All are Worth Words", 2023), widened to two hidden layers: it reads the unpatchified prediction beside
-    the frame the network was given, scales and shifts its features by the frame's flow time, and adds a
-    correction to the prediction. The last convolution starts at zero, so a fresh refiner changes nothing.
-    """
-
-    def __init__(self, config: DiTConfig):
-        super().__init__()
-        hidden = config.refiner_channels
-        self.conv_in = nn.Conv2d(2 * config.channels, hidden, 3, padding=1)
-        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(config.width, 2 * hidden))
-        self.conv_mid = nn.Conv2d(hidden, hidden, 3, padding=1)
-        self.conv_out = nn.Conv2d(hidden, config.channels, 3, padding=1)
-
-    def forward(self, prediction: torch.Tensor, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """``prediction`` and ``x`` ``[B, T, C, H, W]``, ``cond [B, T, width]`` (each frame's time)."""
-        frames = torch.cat([prediction, x.to(prediction.dtype)], dim=2).flatten(0, 1)
-        shift, scale = self.modulation(cond).flatten(0, 1)[:, :, None, None].chunk(2, dim=1)
-        h = F.silu(self.conv_in(frames) * (1 + scale) + shift)
-        h = F.silu(self.conv_mid(h))
-        return prediction + self.conv_out(h).view_as(prediction)
-
-
 class ActionConditionedDiT(
     nn.Module,
     StrictHubMixin,
@@ -134,7 +109,6 @@ class ActionConditionedDiT(
         self.time_embed = TimestepEmbedder(config.width, config.time_embed_dim)
         self.blocks = nn.ModuleList(DiTBlock(config) for _ in range(config.depth))
         self.final_layer = FinalLayer(config)
-        self.refiner = ConvRefiner(config) if config.refiner_channels else None
         self.action_conditioner = ActionConditioner(config)
         self.register_buffer(
             "spatial_pos", sincos_embedding_2d(config.width, config.patches_per_side), persistent=False
@@ -158,10 +132,6 @@ class ActionConditionedDiT(
         for layer in (self.final_layer.modulation[-1], self.final_layer.linear):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
-        if self.refiner is not None:
-            for layer in (self.refiner.modulation[-1], self.refiner.conv_out):
-                nn.init.zeros_(layer.weight)
-                nn.init.zeros_(layer.bias)
 
     def action_parameters(self) -> Iterator[nn.Parameter]:
         """The action-conditioning parameters: action blocks, their modulation MLP, the null action."""
@@ -245,7 +215,7 @@ class ActionConditionedDiT(
             tokens = block(tokens, modulation, frames)
         out = self.final_layer(tokens, cond)
         side = config.patches_per_side
-        out = rearrange(
+        return rearrange(
             out,
             "b (t h w) (p q c) -> b t c (h p) (w q)",
             t=frames,
@@ -254,9 +224,6 @@ class ActionConditionedDiT(
             p=config.patch_size,
             q=config.patch_size,
         )
-        if self.refiner is not None:
-            out = self.refiner(out, x, cond)
-        return out
 
     def _check_inputs(
         self, x: torch.Tensor, t: torch.Tensor, actions: torch.Tensor | None, num_context: int

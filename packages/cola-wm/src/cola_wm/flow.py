@@ -7,12 +7,11 @@ into the velocity. Context frames stay clean (the model gives them flow time 0) 
 """
 
 import itertools
-import math
 
 import torch
 import torch.nn.functional as F
 
-from cola_wm.config import check_guidance_interval, check_sampling_noise, check_sampling_start
+from cola_wm.config import check_guidance_interval, check_sampling_start
 from cola_wm.dit import ActionConditionedDiT, frame_times
 
 TIME_SAMPLINGS = ("logit_normal", "uniform")
@@ -162,7 +161,6 @@ def sample(
     generator: torch.Generator | None = None,
     time_shift: float = 1.0,
     guidance_interval: tuple[float, float] | None = None,
-    sampling_noise: float | None = None,
     sampling_start: float | None = None,
 ) -> torch.Tensor:
     """Roll out ``num_frames`` frames from ``context [B, k, C, H, W]`` (returned unchanged as the first k
@@ -178,7 +176,10 @@ def sample(
     ``guidance_interval (low, high)`` guides only the Euler steps from flow times t with ``low < t <= high``,
     the others take the conditional velocity alone; ``None`` takes the model's ``config.guidance_interval``.
     ``time_shift`` spaces the Euler steps by :func:`shift_time` of an even grid (> 1: more of them near
-    noise, as in Stable Diffusion 3; 1: even steps).
+    noise, as in Stable Diffusion 3; 1: even steps). ``sampling_start`` s0 in (0, 1]: each window's new
+    frames start at flow time s0 as the last context frame noised to that time, ``(1 - s0) x_last + s0 z``,
+    and the steps run from s0 to 0 (SDEdit, Meng et al., 2022); 1 starts from pure noise; ``None`` takes the
+    model's ``config.sampling_start``.
     """
     config = model.config
     if not isinstance(context, torch.Tensor) or context.dim() != 5:
@@ -209,9 +210,6 @@ def sample(
     if guidance_interval is None:
         guidance_interval = config.guidance_interval
     guidance_interval = check_guidance_interval(guidance_interval, "guidance_interval")
-    if sampling_noise is None:
-        sampling_noise = config.sampling_noise
-    sampling_noise = check_sampling_noise(sampling_noise, "sampling_noise")
     if sampling_start is None:
         sampling_start = config.sampling_start
     sampling_start = check_sampling_start(sampling_start, "sampling_start")
@@ -231,7 +229,6 @@ def sample(
             times,
             guidance_scale,
             guidance_interval,
-            sampling_noise,
             generator,
         )
         video = torch.cat([video, frames], dim=1)
@@ -246,7 +243,6 @@ def _generate_window(
     times: list[float],
     guidance_scale: float,
     guidance_interval: tuple[float, float],
-    sampling_noise: float,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
     batch, k = context.shape[:2]
@@ -272,12 +268,5 @@ def _generate_window(
         if guided:
             conditional, unconditional = velocity.chunk(2)
             velocity = unconditional + guidance_scale * (conditional - unconditional)
-        if sampling_noise == 0.0 or t_next == 0.0:
-            x = x - velocity * (t - t_next)
-            continue
-        # x_t = (1 - t) x0 + t eps and v = eps - x0 give both estimates from the velocity.
-        clean, noise = x - t * velocity, x + (1 - t) * velocity
-        fresh = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
-        noise = math.sqrt(1.0 - sampling_noise**2) * noise + sampling_noise * fresh
-        x = (1 - t_next) * clean + t_next * noise
+        x = x - velocity * (t - t_next)
     return x
