@@ -38,6 +38,12 @@ def held_out_dataset(data: dict):
     )
 
 
+def evenly_spread(clips, max_clips: int) -> list:
+    """At most ``max_clips`` items of ``clips`` (a dataset or a list) at an even stride from the first."""
+    stride = max(1, len(clips) // max_clips)
+    return [clips[i] for i in range(0, len(clips), stride)][:max_clips]
+
+
 # Peak HBM bandwidth (TB/s) and dense bf16 tensor-core throughput (TFLOP/s, no sparsity) from NVIDIA's data
 # sheets, matched against torch.cuda.get_device_name() in this order: the first key contained in the name
 # wins, so the specific variants (PCIe, NVL, 80GB) come before the plain names (the SXM parts).

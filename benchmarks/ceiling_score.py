@@ -18,16 +18,14 @@ import sys
 from pathlib import Path
 
 import torch
-from benchtools import held_out_dataset
+from benchtools import evenly_spread, held_out_dataset
 from controllability_study import COLUMNS, score_rollouts
 
 
 def held_out_batches(trained, max_clips: int, batch_size: int = 16):
-    clips = held_out_dataset(trained.config["data"])
-    stride = max(1, len(clips) // max_clips)
-    indices = list(range(0, len(clips), stride))[:max_clips]
-    for first in range(0, len(indices), batch_size):
-        items = [clips[i] for i in indices[first : first + batch_size]]
+    clips = evenly_spread(held_out_dataset(trained.config["data"]), max_clips)
+    for first in range(0, len(clips), batch_size):
+        items = clips[first : first + batch_size]
         video = torch.stack([item["video"] for item in items])
         actions = trained.real_actions(torch.stack([item["transition_actions"] for item in items]))
         yield video, actions, torch.stack([item["states"] for item in items])

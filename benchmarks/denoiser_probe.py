@@ -3,10 +3,9 @@
 Trains the ``tiny`` ActionConditionedDiT from scratch on 2-frame clips (one context frame, one to predict) of
 a collected PushT dataset, then on 64 held-out pairs prints, as one JSON line: the mean squared error of the
 clean frame it implies at flow times 0.05, 0.2, 0.5 and 1 (``x0@t``), of a 10-step sample for each
-sampling start (``sample10@startS``, and split into the pixels that stay as in the context frame and those
-that change) and of copying the context
-frame (``copy``); and saves pictures of 8 pairs: context, truth, the implied clean frames at t = 1, 0.5, 0.2,
-one sample per sampling start.
+sampling start (``sample10@startS``, also split into the pixels that stay as in the context frame and
+those that change) and of copying the context frame (``copy``); and saves pictures of 8 pairs: context,
+truth, the implied clean frames at t = 1, 0.5, 0.2, one sample per sampling start.
 
     uv run python benchmarks/denoiser_probe.py DATA --name base [--motion 10] [--shift 3] [--patch 8] ...
 
@@ -24,6 +23,7 @@ import torch
 
 
 def main() -> None:
+    from cola_eval.controllability import moving_mask
     from cola_train.data import ClipDataset, load_episodes
     from cola_wm import ActionConditionedDiT, DiTConfig, flow_matching_loss, predict_velocity, sample
     from PIL import Image
@@ -83,7 +83,7 @@ def main() -> None:
             result[f"x0@{t}"] = round(float((implied[t] - video[:, 1]).pow(2).mean()), 5)
     result["copy"] = round(float((video[:, 1] - video[:, 0]).pow(2).mean()), 5)
     # The scene that should be copied (pixels where the true next frame equals the context) and the rest.
-    static = ((video[:, 1] - video[:, 0]).abs() <= 0.05).all(dim=1, keepdim=True).expand_as(video[:, 1])
+    static = ~moving_mask(video[:, 0], video[:, 1])[:, None].expand_as(video[:, 1])
     result["copy_moving"] = round(float((video[:, 0] - video[:, 1]).pow(2)[~static].mean()), 5)
     samples = []
     for start in args.sampling_start:

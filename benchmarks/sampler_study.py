@@ -16,7 +16,7 @@ import argparse
 import itertools
 
 import torch
-from benchtools import held_out_dataset
+from benchtools import evenly_spread, held_out_dataset
 from controllability_study import COLUMNS
 
 
@@ -51,9 +51,7 @@ def main() -> None:
     if trained.lam is None:
         raise SystemExit(f"{args.run} has no LAM (a real-action ceiling): score it with ceiling_score.py")
     data = dict(trained.config["data"], clip_length=args.frames)
-    clips = held_out_dataset(data)
-    stride = max(1, len(clips) // args.max_clips)
-    items = [clips[i] for i in range(0, len(clips), stride)][: args.max_clips]
+    items = evenly_spread(held_out_dataset(data), args.max_clips)
     video = torch.stack([item["video"] for item in items])
     states = torch.stack([item["states"] for item in items])
     lam, wm = trained.lam.eval(), trained.wm.eval()

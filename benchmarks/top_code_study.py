@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from benchtools import held_out_dataset
+from benchtools import evenly_spread, held_out_dataset
 
 
 def main() -> None:
@@ -32,9 +32,7 @@ def main() -> None:
         if trained.lam is None:
             raise SystemExit(f"{run} has no LAM (a real-action ceiling)")
         data = dict(trained.config["data"], clip_length=args.frames)
-        clips = held_out_dataset(data)
-        stride = max(1, len(clips) // args.max_clips)
-        items = [clips[i] for i in range(0, len(clips), stride)][: args.max_clips]
+        items = evenly_spread(held_out_dataset(data), args.max_clips)
         video = torch.stack([item["video"] for item in items])
         positions = pusht_agent_positions(torch.stack([item["states"] for item in items]), video.shape[-1])
         moved = (positions[:, 1:] - positions[:, :-1]).norm(dim=-1)  # [clips, transitions]

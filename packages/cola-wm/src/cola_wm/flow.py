@@ -222,14 +222,7 @@ def sample(
         new = min(config.num_frames - k, num_frames - video.shape[1])
         window_actions = None if actions is None else actions[:, start : start + k + new - 1]
         frames = _generate_window(
-            model,
-            video[:, start:],
-            window_actions,
-            new,
-            times,
-            guidance_scale,
-            guidance_interval,
-            generator,
+            model, video[:, start:], window_actions, new, times, guidance_scale, guidance_interval, generator
         )
         video = torch.cat([video, frames], dim=1)
     return video
