@@ -116,9 +116,10 @@ def _keypoint_lam(**overrides) -> LatentActionModel:
     return LatentActionModel(config)
 
 
-def test_a_fsq_lam_encodes_embeds_and_round_trips_through_save_pretrained(tmp_path: Path):
+@pytest.mark.parametrize("bound", ["tanh", "uniform"])
+def test_a_fsq_lam_encodes_embeds_and_round_trips_through_save_pretrained(tmp_path: Path, bound: str):
     torch.manual_seed(0)
-    lam = _keypoint_lam()
+    lam = _keypoint_lam(fsq_bound=bound)
     video = torch.rand(3, 4, 3, 32, 32) * 2 - 1
     lam.initialize_codebook(video)  # a fixed grid: nothing to place, no error
     lam.train()
@@ -127,9 +128,63 @@ def test_a_fsq_lam_encodes_embeds_and_round_trips_through_save_pretrained(tmp_pa
     out.quantized.sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lam.idm.parameters())
     lam.eval()
-    assert torch.allclose(lam.embed(out.indices), lam.encode(video).quantized, atol=1e-5)
+    # In evaluation the uniform bound standardises with running statistics, so its picks can differ from
+    # training's; each output is still the grid point of its index.
+    evaluated = lam.encode(video)
+    assert torch.allclose(lam.embed(evaluated.indices), evaluated.quantized, atol=1e-5)
+    if bound == "tanh":
+        assert torch.equal(evaluated.indices, out.indices)
     lam.save_pretrained(tmp_path / "lam")
     loaded = LatentActionModel.from_pretrained(tmp_path / "lam").eval()
     assert loaded.config == lam.config
     assert torch.equal(loaded.encode(video).indices, lam.encode(video).indices)
     assert int(loaded.quantizer.recent_count) == int(lam.quantizer.recent_count) > 0
+    if bound == "uniform":
+        assert torch.equal(loaded.quantizer.standardize.running_var, lam.quantizer.standardize.running_var)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    levels=st.lists(st.integers(2, 6), min_size=1, max_size=3),
+    scale=st.floats(0.1, 100.0),
+    offset=st.floats(-50.0, 50.0),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_uniform_bound_picks_every_level_about_equally_whatever_the_scale(levels, scale, offset, seed):
+    torch.manual_seed(seed)
+    fsq = FiniteScalarQuantizer(levels, code_dim=4, bound="uniform").train()
+    z = offset + scale * torch.randn(6000, 4)
+    out = fsq(z)
+    steps = (out.indices[:, None] // fsq.radix) % fsq.level_counts
+    for axis, count in enumerate(levels):
+        shares = torch.bincount(steps[:, axis], minlength=count).float() / len(z)
+        assert (shares - 1 / count).abs().max() < 0.04, (axis, shares)
+    # The grid point of its index, in training and (running statistics) in evaluation.
+    assert torch.allclose(out.quantized, fsq.embed(out.indices), atol=1e-5)
+    fsq.eval()
+    assert torch.allclose(fsq(z).quantized, fsq.embed(fsq(z).indices), atol=1e-5)
+
+
+def test_tanh_bound_piles_a_grown_projection_on_the_grid_edges_and_uniform_does_not():
+    torch.manual_seed(0)
+    z = 10 * torch.randn(4000, 4)
+    shares = {}
+    for bound in ("tanh", "uniform"):
+        fsq = FiniteScalarQuantizer((4, 4), code_dim=4, bound=bound).train()
+        picks = torch.bincount(fsq(z).indices, minlength=16).float() / len(z)
+        shares[bound] = picks[[0, 3, 12, 15]].sum().item()
+    assert shares["tanh"] > 0.6 and abs(shares["uniform"] - 0.25) < 0.05
+
+
+def test_uniform_bound_gradient_and_bad_options():
+    torch.manual_seed(0)
+    fsq = FiniteScalarQuantizer((4, 4), code_dim=6, bound="uniform")
+    z = torch.randn(32, 6, requires_grad=True)
+    fsq(z).quantized.pow(2).sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="at least 2 vectors"):
+        fsq(torch.randn(1, 6))
+    with pytest.raises(ValueError, match="bound"):
+        FiniteScalarQuantizer((4, 4), code_dim=6, bound="sigmoid")
+    with pytest.raises(ValueError, match="fsq_bound"):
+        LAMConfig(quantizer="fsq", fsq_levels=(4, 4), num_codes=16, fsq_bound="erf")

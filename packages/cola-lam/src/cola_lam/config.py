@@ -26,6 +26,8 @@ KEYPOINT_SOFTMAXES = ("raw", "standardized")
 # vq: the paper's vector quantizer (nearest of num_codes learned codes); fsq: finite scalar quantization on
 # a fixed grid of prod(fsq_levels) codes (cola_lam.fsq).
 QUANTIZERS = ("vq", "fsq")
+# How FSQ bounds each projected scalar before rounding (cola_lam.fsq.FiniteScalarQuantizer).
+FSQ_BOUNDS = ("tanh", "uniform")
 
 
 @dataclass
@@ -64,7 +66,11 @@ class LAMConfig:
     et al. 2023: each token projected to ``len(fsq_levels)`` scalars, each rounded to one of ``fsq_levels[i]``
     values, ``num_codes = prod(fsq_levels)``). The VQ's options ``beta``, ``use_ema``, ``l2_normalize`` and
     ``codebook_init`` do nothing to a grid and must keep their defaults with ``"fsq"``; ``dead_code_steps`` is
-    ignored (a grid has no codes to restart).
+    ignored (a grid has no codes to restart). ``fsq_bound``: ``"tanh"`` (the FSQ paper's) bounds each
+    projected scalar with a tanh, so every projection past the last bin edge lands on the grid's edge;
+    ``"uniform"`` standardises each scalar over the batch (running statistics at evaluation) and maps it
+    through ``sigmoid(1.6 x)``, close to the normal CDF, so a standard-normal scalar falls in each of the
+    levels equally often (iFSQ, Lin et al. 2026, plus the standardisation that keeps its input unit-scale).
     """
 
     frame_size: int = 64
@@ -96,6 +102,7 @@ class LAMConfig:
     decoder_depth: int = 2
     quantizer: str = "vq"
     fsq_levels: tuple[int, ...] = (8, 4)
+    fsq_bound: str = "tanh"
 
     def __post_init__(self) -> None:
         positive = (
@@ -206,6 +213,8 @@ class LAMConfig:
             raise ValueError(
                 f"LAMConfig.fsq_levels must be a non-empty tuple of integers >= 2, got {levels!r}."
             )
+        if self.fsq_bound not in FSQ_BOUNDS:
+            raise ValueError(f"LAMConfig.fsq_bound must be one of {FSQ_BOUNDS}, got {self.fsq_bound!r}.")
         if self.quantizer != "fsq":
             return
         if math.prod(levels) != self.num_codes:

@@ -37,7 +37,10 @@ class LatentActionModel(
         self.quantizer: VectorQuantizer | FiniteScalarQuantizer
         if config.quantizer == "fsq":
             self.quantizer = FiniteScalarQuantizer(
-                config.fsq_levels, config.code_dim, restart_buffer_size=config.restart_buffer_size
+                config.fsq_levels,
+                config.code_dim,
+                restart_buffer_size=config.restart_buffer_size,
+                bound=config.fsq_bound,
             )
         else:
             self.quantizer = VectorQuantizer(
