@@ -87,17 +87,13 @@ def flow_matching_loss(
     loss_on: str | None = None,
     motion_weight: float = 0.0,
     time_shift: float = 1.0,
-    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean squared error on the non-context frames of ``video [B, T, C, H, W]``.
 
     ``motion_weight > 0`` weights the pixels that change between the last context frame and each target
     frame ``1 + motion_weight`` times as much as the rest (MaskLAM, DWS), and divides by the total weight, so
-    the loss stays a weighted mean squared error. ``weights`` gives such per-pixel weights directly, as a
-    tensor that broadcasts to the target frames ``[B, T - num_context, C, H, W]`` (e.g. a motion mask found
-    in pixel space for a video of latents); it excludes ``motion_weight``. Where the moving part is a small
-    object (PushT's agent is under 1% of a frame), the unweighted loss hardly changes whether a model follows
-    its actions or not.
+    the loss stays a weighted mean squared error. Where the moving part is a small object (PushT's agent is
+    under 1% of a frame), the unweighted loss hardly changes whether a model follows its actions or not.
 
     ``loss_on="velocity"``: the error of the predicted velocity against ``eps - x0``. ``"clean_frame"``: the
     error of the clean frame the velocity implies, ``x_t - t * v``, against ``x0`` (the velocity error
@@ -129,19 +125,6 @@ def flow_matching_loss(
         raise ValueError(f"time_shift must be a finite number > 0 (1: no shift), got {time_shift!r}")
     if motion_weight > 0 and num_context < 1:
         raise ValueError("motion_weight needs a context frame (num_context >= 1) to tell what moves")
-    if weights is not None:
-        if motion_weight > 0:
-            raise ValueError("pass either motion_weight or weights, not both")
-        target_shape = (batch, frames - num_context, *video.shape[2:])
-        try:
-            torch.broadcast_shapes(weights.shape, target_shape)
-        except (RuntimeError, AttributeError) as error:
-            raise ValueError(
-                f"weights must be a tensor that broadcasts to the target frames {list(target_shape)}, "
-                f"got {getattr(weights, 'shape', type(weights).__name__)}"
-            ) from error
-        if not torch.isfinite(weights).all() or (weights < 0).any() or not (weights > 0).any():
-            raise ValueError("weights must be finite, >= 0 and not all zero")
     t = shift_time(_sample_time(batch, time_sampling, video.device, generator), float(time_shift))
     noise = torch.randn(video.shape, device=video.device, dtype=video.dtype, generator=generator)
     t_frames = t.to(video.dtype).view(batch, 1, 1, 1, 1)
@@ -161,11 +144,9 @@ def flow_matching_loss(
         target = video[:, num_context:].float()
     else:
         prediction, target = velocity, (noise - video)[:, num_context:].float()
-    if weights is None and motion_weight == 0:
+    if motion_weight == 0:
         return F.mse_loss(prediction, target)
-    if weights is None:
-        weights = motion_weights(video, num_context, motion_weight)
-    weights = weights.to(target.dtype).expand_as(target)
+    weights = motion_weights(video, num_context, motion_weight).expand_as(target)
     return ((prediction - target).pow(2) * weights).sum() / weights.sum()
 
 
