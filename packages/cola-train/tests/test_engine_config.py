@@ -72,6 +72,7 @@ def test_config_json_of_runs_before_typed_model_configs_loads() -> None:
         "quantizer": "fsq",
         "fsq_levels": [4, 4],  # a list, as config.json stores it
         "num_codes": 16,
+        "fsq_bound": "uniform",
     }
     quickstart["model"]["wm"] = {"guidance_scale": 4.0}
     assert RunConfig.from_dict(quickstart) == RunConfig.preset("quickstart")
