@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .config import FSQ_BOUNDS
 from .quantizer import VQOutput, remember_inputs
 
 
@@ -42,8 +43,8 @@ class FiniteScalarQuantizer(nn.Module):
             raise ValueError(f"levels must be a non-empty sequence of integers >= 2, got {levels!r}.")
         if code_dim < 1 or restart_buffer_size < 1:
             raise ValueError("code_dim and restart_buffer_size must be >= 1.")
-        if bound not in ("tanh", "uniform"):
-            raise ValueError(f"bound must be 'tanh' or 'uniform', got {bound!r}.")
+        if bound not in FSQ_BOUNDS:
+            raise ValueError(f"bound must be one of {FSQ_BOUNDS}, got {bound!r}.")
         self.bound = bound
         self.levels = levels
         self.num_codes = math.prod(levels)
