@@ -6,8 +6,8 @@ Pretraining reproduced bit for bit on every CPU tried until a 2-core Intel Xeon 
 losses by 1e-7 relative at step 42, far inside TOLERANCE. The LAM's stages do not reproduce across CPUs:
 another machine's floating-point paths move its losses in the 7th digit from the first step, and the
 codebook's choices amplify that (measured: 2e-5 relative by step 9, 4% by step 21, session 13). So
-pretraining is held to its 50 steps, and the warm-up and the joint stage (run straight after pretraining, so that it starts from
-bit-identical weights) to their first ALIGNED_STEPS, each within TOLERANCE.
+pretraining is held to its 50 steps, and the warm-up and the joint stage (run straight after pretraining,
+so that it starts from bit-identical weights) to their first ALIGNED_STEPS, each within TOLERANCE.
 
 Re-record (only for an intended change of the numerics): ``COLA_RECORD_LOSS_TRACE=1 pytest`` this file.
 """
