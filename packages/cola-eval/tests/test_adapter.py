@@ -121,6 +121,20 @@ def test_train_adapter_with_a_real_lam():
     assert actions.shape == (6, 2) and codes.shape == (6, 2) and frames is None
 
 
+def test_train_adapter_depends_on_its_seed_not_on_the_global_generator():
+    lam = tiny_lam()
+    clips = synthetic_clips(4)
+    adapters = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        adapters.append(train_adapter(lam, clips, steps=3, labelled_fraction=1.0, hidden=16, seed=5))
+    first, second = (adapter.state_dict() for adapter in adapters)
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    torch.manual_seed(1)
+    other_seed = train_adapter(lam, clips, steps=3, labelled_fraction=1.0, hidden=16, seed=6).state_dict()
+    assert not all(torch.equal(first[name], other_seed[name]) for name in first)
+
+
 def test_bad_input_errors():
     lam = tiny_lam()
     with pytest.raises(ValueError, match="empty"):

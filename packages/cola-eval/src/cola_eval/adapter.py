@@ -262,19 +262,23 @@ def train_adapter(
     subset = [train_clips[int(i)] for i in chosen]
     actions, codes, frames = label_clips(lam, subset, action_columns, use_frames)
     lam_config = lam.config
-    adapter = ActionAdapter(
-        AdapterConfig(
-            action_in=len(action_columns),
-            tokens_per_action=lam_config.tokens_per_action,
-            num_codes=lam_config.num_codes,
-            code_dim=lam_config.code_dim,
-            hidden=hidden,
-            use_frames=use_frames,
-            frame_size=lam_config.frame_size,
-            channels=lam_config.channels,
-            action_columns=list(action_columns),
+    # The initial weights come from the seed, not from whatever the process drew before: without this, the
+    # same run evaluated after different jobs (a reproduction worker, a multi-run report) got another adapter.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        adapter = ActionAdapter(
+            AdapterConfig(
+                action_in=len(action_columns),
+                tokens_per_action=lam_config.tokens_per_action,
+                num_codes=lam_config.num_codes,
+                code_dim=lam_config.code_dim,
+                hidden=hidden,
+                use_frames=use_frames,
+                frame_size=lam_config.frame_size,
+                channels=lam_config.channels,
+                action_columns=list(action_columns),
+            )
         )
-    )
     adapter.codebook.copy_(lam.quantizer.codes().detach())
     fit_adapter(adapter, actions, codes, frames, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     return adapter
