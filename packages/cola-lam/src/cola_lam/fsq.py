@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .config import FSQ_BOUNDS
-from .quantizer import VQOutput, remember_inputs
+from .quantizer import VQOutput, check_code_indices, remember_inputs
 
 
 class FiniteScalarQuantizer(nn.Module):
@@ -74,13 +74,7 @@ class FiniteScalarQuantizer(nn.Module):
 
     def embed(self, indices: torch.Tensor) -> torch.Tensor:
         """Code vectors ``[..., code_dim]`` for integer ``indices [...]`` in ``[0, num_codes)``."""
-        if not isinstance(indices, torch.Tensor) or indices.is_floating_point() or indices.is_complex():
-            raise ValueError("indices must be an integer torch.Tensor of code ids.")
-        if indices.numel() and (indices.min() < 0 or indices.max() >= self.num_codes):
-            raise ValueError(
-                f"indices must lie in [0, {self.num_codes}), got values in "
-                f"[{int(indices.min())}, {int(indices.max())}]."
-            )
+        check_code_indices(indices, self.num_codes)
         scalars = self._scalars(indices.long().to(self.radix.device))
         return self.project_out(scalars.to(self.project_out.weight.dtype))
 

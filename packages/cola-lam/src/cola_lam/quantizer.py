@@ -89,13 +89,7 @@ class VectorQuantizer(nn.Module):
 
     def embed(self, indices: torch.Tensor) -> torch.Tensor:
         """Code vectors ``[..., code_dim]`` for integer ``indices [...]`` in ``[0, num_codes)``."""
-        if not isinstance(indices, torch.Tensor) or indices.is_floating_point() or indices.is_complex():
-            raise ValueError("indices must be an integer torch.Tensor of code ids.")
-        if indices.numel() and (indices.min() < 0 or indices.max() >= self.num_codes):
-            raise ValueError(
-                f"indices must lie in [0, {self.num_codes}), got values in "
-                f"[{int(indices.min())}, {int(indices.max())}]."
-            )
+        check_code_indices(indices, self.num_codes)
         return F.embedding(indices.long(), self.codes())
 
     def forward(self, z: torch.Tensor) -> VQOutput:
@@ -191,6 +185,17 @@ class VectorQuantizer(nn.Module):
 
 
 @torch.no_grad()
+def check_code_indices(indices: torch.Tensor, num_codes: int) -> None:
+    """Raise a ``ValueError`` unless ``indices`` is an integer tensor of code ids in ``[0, num_codes)``."""
+    if not isinstance(indices, torch.Tensor) or indices.is_floating_point() or indices.is_complex():
+        raise ValueError("indices must be an integer torch.Tensor of code ids.")
+    if indices.numel() and (indices.min() < 0 or indices.max() >= num_codes):
+        raise ValueError(
+            f"indices must lie in [0, {num_codes}), got values in "
+            f"[{int(indices.min())}, {int(indices.max())}]."
+        )
+
+
 def remember_inputs(quantizer: nn.Module, flat: torch.Tensor) -> None:
     """Write encoder outputs ``flat [N, code_dim]`` into ``quantizer``'s ring buffer (its ``recent_inputs``,
     ``recent_count`` and ``recent_pointer`` buffers), a random subset when N exceeds the buffer."""
