@@ -172,3 +172,12 @@ def test_kmeans_init_rejects_bad_inputs():
         vq.initialize_from(torch.full((10, 4), float("nan")))
     with pytest.raises(ValueError, match="codebook_init"):
         VectorQuantizer(8, 4, codebook_init="uniform")
+
+
+def test_embed_rejects_bad_indices():
+    vq = VectorQuantizer(8, 4)
+    with pytest.raises(ValueError, match=r"\[0, 8\), got values in \[-1, 8\]"):
+        vq.embed(torch.tensor([-1, 8]))
+    with pytest.raises(ValueError, match="integer"):
+        vq.embed(torch.tensor([0.5]))
+    assert vq.embed(torch.zeros(0, dtype=torch.long)).shape == (0, 4)
