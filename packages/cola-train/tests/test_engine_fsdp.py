@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cola_train import train
-from cola_train.checkpoint import load_checkpoint
+from cola_train.checkpoint import latest_checkpoint, load_checkpoint
 from cola_train.codebook_placement import check_fsdp_codebook
 from cola_train.distributed import DistContext
 from cola_train.metrics_log import read_metrics
@@ -44,7 +44,7 @@ def test_fsdp_two_processes_match_one_and_resume(tmp_path: Path) -> None:
             torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-5, msg=f"{name}.{key}")
 
     # Full (gathered) tensors in the checkpoint, and the resumed run repeats the uninterrupted one exactly.
-    checkpoint = load_checkpoint(sorted((straight / "checkpoints").iterdir())[-1])
+    checkpoint = load_checkpoint(latest_checkpoint(straight / "checkpoints"))
     assert checkpoint.group("wm").keys() == _models(single, "wm").keys()
     assert _losses(resumed) == two
     for name in ("lam", "wm"):
