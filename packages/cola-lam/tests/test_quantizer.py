@@ -181,3 +181,11 @@ def test_embed_rejects_bad_indices():
     with pytest.raises(ValueError, match="integer"):
         vq.embed(torch.tensor([0.5]))
     assert vq.embed(torch.zeros(0, dtype=torch.long)).shape == (0, 4)
+
+
+def test_remember_inputs_keeps_the_ring_buffer_out_of_autograd():
+    from cola_lam.quantizer import remember_inputs
+
+    vq = VectorQuantizer(8, 4)
+    remember_inputs(vq, torch.randn(3, 4, requires_grad=True))
+    assert not vq.recent_inputs.requires_grad and vq.recent_inputs.grad_fn is None

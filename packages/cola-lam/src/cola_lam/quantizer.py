@@ -184,7 +184,6 @@ class VectorQuantizer(nn.Module):
         self.steps_unused.masked_fill_(dead, 0)
 
 
-@torch.no_grad()
 def check_code_indices(indices: torch.Tensor, num_codes: int) -> None:
     """Raise a ``ValueError`` unless ``indices`` is an integer tensor of code ids in ``[0, num_codes)``."""
     if not isinstance(indices, torch.Tensor) or indices.is_floating_point() or indices.is_complex():
@@ -196,6 +195,7 @@ def check_code_indices(indices: torch.Tensor, num_codes: int) -> None:
         )
 
 
+@torch.no_grad()
 def remember_inputs(quantizer: nn.Module, flat: torch.Tensor) -> None:
     """Write encoder outputs ``flat [N, code_dim]`` into ``quantizer``'s ring buffer (its ``recent_inputs``,
     ``recent_count`` and ``recent_pointer`` buffers), a random subset when N exceeds the buffer."""
