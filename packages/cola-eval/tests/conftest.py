@@ -14,6 +14,17 @@ HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Run a test on one torch thread and give the count back afterwards. Setting it at a module's import
+    instead changed it for the whole pytest process (every module is imported before any test runs): the
+    other packages' training tests, the quickstart slow test included, then trained on one thread."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def offline_hub(monkeypatch):
     """Switch the Hub client offline and return a function that puts a file into a hand-made Hub cache,
     so the hf_hub_download path is tested without network."""

@@ -14,7 +14,7 @@ from cola_eval.adapter import (
 )
 from cola_lam import LAMConfig, LatentActionModel
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def planted_codes(actions: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:

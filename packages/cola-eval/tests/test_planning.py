@@ -25,7 +25,7 @@ from cola_eval.planning.readout import frames_to_tensor
 from cola_train.data import pusht_state, render_frame, restore_state, rollout_pusht
 from cola_wm import ActionConditionedDiT, DiTConfig
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 EASY = PlanningConfig(horizon=6, samples=32, iterations=2, elite_fraction=0.125, budget=12, goal_offset=6)
 

@@ -9,7 +9,7 @@ from cola_eval.planning import BlockPoseCost, Goal, Prediction, StateReadout, re
 from cola_eval.planning.readout import frames_to_tensor, labelled_frames
 from cola_train.data import make_pusht_env, pusht_state, render_frame, rollout_pusht
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_poses(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
