@@ -101,6 +101,10 @@ def test_report_renders_from_a_tiny_trained_run(tiny_run, tmp_path, monkeypatch)
         metrics["inferred/agent_error"]["value"] / metrics["shuffled/agent_error"]["value"]
     )
     assert table["delta_psnr"] == metrics["delta_psnr"]
+    for contrast in ("delta_psnr", "moving_delta_psnr", "agent_error_ratio"):  # bootstrap over the 4 clips
+        low, high = metrics[contrast]["ci95"]
+        assert low <= high
+        assert f"[{low:.3g}, {high:.3g}]" in (out / "report.md").read_text()
     assert metrics["codebook/utilization"]["n"] == 4 * 3
     for key in ("latent_spread", "latent_rank", "code_spread"):  # per token: 2 tokens per action
         assert metrics[f"codebook/{key}"]["n"] == 4 * 3 * 2 and metrics[f"codebook/{key}"]["value"] >= 0

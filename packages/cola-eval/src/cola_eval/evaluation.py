@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from cola_train.data.pusht_layout import ACTION_NAMES, DELTA_COLUMNS
 
+from cola_eval.bootstrap import contrast_intervals
 from cola_eval.weights import WeightsUnavailable
 
 if TYPE_CHECKING:
@@ -42,10 +43,19 @@ CODEBOOK_SCORES = ("utilization", "perplexity", "entropy", "max_share", "distinc
 CODEBOOK_GEOMETRY = ("latent_spread", "latent_rank", "code_spread")  # of the IDM's outputs, per token
 
 
-def metric(value: float | None, n: int, unavailable: str | None = None) -> dict[str, Any]:
+def metric(
+    value: float | None,
+    n: int,
+    unavailable: str | None = None,
+    interval: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """A report entry: the value, its sample count, why it is missing, and where measured a 95% bootstrap
+    interval over the evaluated clips (``ci95``)."""
     entry: dict[str, Any] = {"value": None if value is None else float(value), "n": int(n)}
     if unavailable is not None:
         entry["unavailable"] = unavailable
+    if interval is not None:
+        entry["ci95"] = [float(interval[0]), float(interval[1])]
     return entry
 
 
@@ -460,10 +470,11 @@ def _controllability_metrics(rollouts: Any) -> dict[str, dict[str, Any]]:
             else metric(None, 0, "the copy baseline is not a world-model rollout")
         )
     inferred = table["inferred"]
-    out["delta_psnr"] = metric(rollouts.delta_psnr(), inferred.n_frames)
+    intervals = contrast_intervals(rollouts)
+    out["delta_psnr"] = metric(rollouts.delta_psnr(), inferred.n_frames, interval=intervals.get("delta_psnr"))
     moving = rollouts.moving_pixel_delta_psnr()
     out["moving_delta_psnr"] = (
-        metric(moving, inferred.n_moving_frames)
+        metric(moving, inferred.n_moving_frames, interval=intervals.get("moving_delta_psnr"))
         if moving is not None
         else metric(None, 0, "no pixel moved in the evaluated clips")
     )
@@ -472,7 +483,9 @@ def _controllability_metrics(rollouts: Any) -> dict[str, dict[str, Any]]:
     elif (ratio := rollouts.agent_error_ratio()) is None:
         out["agent_error_ratio"] = metric(None, 0, no_states)
     else:
-        out["agent_error_ratio"] = metric(ratio, inferred.n_agent_frames)
+        out["agent_error_ratio"] = metric(
+            ratio, inferred.n_agent_frames, interval=intervals.get("agent_error_ratio")
+        )
     return out
 
 

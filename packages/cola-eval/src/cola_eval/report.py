@@ -273,6 +273,9 @@ def _cell(entry: dict[str, Any] | None) -> str:
         return "n/a"
     value = entry["value"]
     text = "inf" if math.isinf(value) else f"{value:.4g}"
+    if "ci95" in entry:
+        low, high = entry["ci95"]
+        text += f" [{low:.3g}, {high:.3g}]"
     return f"{text} (n={entry['n']})"
 
 
@@ -374,7 +377,9 @@ def render_markdown(rows: list[dict[str, Any]], out_dir: Path) -> str:
         "position. Action recovery: % of tokens the IDM names the same on the predicted clip as on the true "
         "one. delta_psnr = PSNR(inferred) - PSNR(random); moving_delta_psnr the same over moving pixels; "
         "agent_error_ratio = agent error(inferred) / agent error(shuffled) (< 1: the actions steer the "
-        "agent)."
+        "agent). Brackets: 95% percentile-bootstrap interval over the evaluated clips (resampled with "
+        "replacement; it shows how much the figure depends on which clips were drawn, not run-to-run "
+        "training variation)."
     )
     lines.append("")
     lines += render_controllability(rows)
