@@ -22,6 +22,7 @@ SOURCES = ("inferred", "shuffled", "random", "copy")
 
 
 def measure(run: Path, scales: list[float], max_clips: int, steps: int) -> list[dict]:
+    from cola_eval.bootstrap import contrast_intervals
     from cola_eval.rollout import evaluate_rollouts
     from cola_train import load_trained
 
@@ -29,7 +30,7 @@ def measure(run: Path, scales: list[float], max_clips: int, steps: int) -> list[
     held_out = held_out_dataset(json.loads((run / "config.json").read_text())["data"])
     rows = []
     for scale in scales:
-        scores = evaluate_rollouts(
+        evaluation = evaluate_rollouts(
             trained.wm.eval(),
             trained.lam.eval(),
             held_out,
@@ -38,7 +39,9 @@ def measure(run: Path, scales: list[float], max_clips: int, steps: int) -> list[
             steps=steps,
             max_clips=max_clips,
             agent_states=True,
-        ).controllability()
+        )
+        scores = evaluation.controllability()
+        intervals = contrast_intervals(evaluation)
         for source in SOURCES:
             score = scores[source]
             rows.append(
@@ -52,6 +55,10 @@ def measure(run: Path, scales: list[float], max_clips: int, steps: int) -> list[
                     "n_clips": min(max_clips, len(held_out)),
                 }
             )
+            if source == "inferred":  # the report's contrasts (against random codes) with their intervals
+                rows[-1]["moving_delta_psnr"] = evaluation.moving_pixel_delta_psnr()
+                rows[-1]["moving_delta_psnr_ci95"] = intervals.get("moving_delta_psnr")
+                rows[-1]["agent_error_ratio_ci95"] = intervals.get("agent_error_ratio")
             print(rows[-1], flush=True)
     return rows
 
@@ -70,16 +77,27 @@ def table(rows: list[dict]) -> str:
     by_scale = {}
     for row in rows:
         by_scale.setdefault(row["guidance"], {})[row["source"]] = row
-    lines += ["", "| guidance | agent err inferred / shuffled | moving-px delta (dB) | delta-PSNR (dB) |"]
-    lines.append("|---|---|---|---|")
+    lines += [
+        "",
+        "| guidance | agent err inferred / shuffled [95% CI] | moving-px delta vs random (dB) [95% CI] "
+        "| moving-px delta vs shuffled (dB) | delta-PSNR vs shuffled (dB) |",
+        "|---|---|---|---|---|",
+    ]
     for scale, group in by_scale.items():
         inferred, shuffled = group["inferred"], group["shuffled"]
         lines.append(
-            f"| {scale:g} | {inferred['agent_error'] / shuffled['agent_error']:.3f} | "
+            f"| {scale:g} | {inferred['agent_error'] / shuffled['agent_error']:.3f} "
+            f"{_bracket(inferred.get('agent_error_ratio_ci95'))} | "
+            f"{inferred.get('moving_delta_psnr', float('nan')):+.3f} "
+            f"{_bracket(inferred.get('moving_delta_psnr_ci95'))} | "
             f"{inferred['moving_psnr'] - shuffled['moving_psnr']:+.3f} | "
             f"{inferred['psnr'] - shuffled['psnr']:+.3f} |"
         )
     return "\n".join(lines)
+
+
+def _bracket(interval: list[float] | tuple[float, float] | None) -> str:
+    return "" if interval is None else f"[{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
 def main(argv: list[str] | None = None) -> int:

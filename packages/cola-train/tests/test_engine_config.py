@@ -74,7 +74,7 @@ def test_config_json_of_runs_before_typed_model_configs_loads() -> None:
         "num_codes": 16,
         "fsq_bound": "uniform",
     }
-    quickstart["model"]["wm"] = {"guidance_scale": 4.0}
+    quickstart["model"]["wm"] = {"guidance_scale": 2.0}
     assert RunConfig.from_dict(quickstart) == RunConfig.preset("quickstart")
 
 
