@@ -41,7 +41,7 @@ def test_variance_floor_is_in_the_training_loss_and_pushes_latents_apart():
     # A fresh IDM gives almost the same latent for every clip, so the hinge is close to the floor.
     extra = (floored.encode(clips).loss - plain.encode(clips).loss).detach()
     assert 0.4 < extra.item() <= 0.5
-    assert float(floored.eval().encode(clips).loss) == pytest.approx(float(plain.eval().encode(clips).loss))
+    assert floored.eval().encode(clips).loss.item() == pytest.approx(plain.eval().encode(clips).loss.item())
 
     floored.train()
     optimizer = torch.optim.Adam(floored.idm.parameters(), lr=1e-3)
