@@ -33,11 +33,6 @@ def _interval(samples: torch.Tensor, level: float) -> tuple[float, float] | None
     return low, high
 
 
-def _pooled(weights: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """Each draw's pooled mean: the frames of every drawn clip (a clip drawn k times counts k times)."""
-    return (weights @ sums) / (weights @ counts)
-
-
 def contrast_intervals(
     rollouts: Any, draws: int = DEFAULT_DRAWS, level: float = DEFAULT_LEVEL, seed: int = 0
 ) -> dict[str, tuple[float, float] | None]:
@@ -58,13 +53,14 @@ def contrast_intervals(
     weights.scatter_add_(1, drawn, torch.ones_like(drawn, dtype=torch.float64))
 
     def pooled(source: str, field: str) -> torch.Tensor | None:
+        """Each draw's pooled mean of ``field`` over the frames of every drawn clip (k draws: k times)."""
         frames = getattr(scores[source], field)
         if not frames:
             return None
         sums, counts = _per_clip(frames)
         if counts.sum() == 0:
             return None
-        return _pooled(weights, sums, counts)
+        return (weights @ sums) / (weights @ counts)
 
     out: dict[str, tuple[float, float] | None] = {}
     if "inferred" in scores and "random" in scores:
