@@ -6,6 +6,7 @@ guidance in ``[eval]``), this prints, per run and metric, each folder's mean ove
 difference (second minus first) seed by seed, so a sampling-only factor is read on identical models.
 
     uv run python benchmarks/compare_evaluations.py FIRST SECOND [--labels "guidance 4" "guidance 2"]
+        [--runs NAME ...]
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ def evaluations(folder: Path) -> dict[tuple[str, int], dict[str, float]]:
     return found
 
 
-def compare(first: Path, second: Path, labels: tuple[str, str]) -> str:
+def compare(first: Path, second: Path, labels: tuple[str, str], only: list[str] | None = None) -> str:
     a, b = evaluations(first), evaluations(second)
-    paired = sorted(set(a) & set(b))
+    paired = sorted(pair for pair in set(a) & set(b) if not only or pair[0] in only)
     runs = sorted({run for run, _ in paired})
     lines = [
         f"First: {first} ({labels[0]}); second: {second} ({labels[1]}); {len(paired)} paired evaluations. "
@@ -85,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("first", type=Path)
     parser.add_argument("second", type=Path)
     parser.add_argument("--labels", nargs=2, default=("first", "second"))
+    parser.add_argument("--runs", nargs="+", help="only these run names (default: every run in both folders)")
     args = parser.parse_args(argv)
-    print(compare(args.first, args.second, tuple(args.labels)))
+    print(compare(args.first, args.second, tuple(args.labels), args.runs))
     return 0
 
 
