@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from cola_eval.reproduction.cli import threads_per_worker
+from cola_eval.reproduction.cli import sigterm_as_exit, threads_per_worker
 from cola_eval.reproduction.driver import Driver
 from cola_eval.reproduction.gradient_summary import carrier
 from cola_eval.reproduction.jobs import (
@@ -259,6 +259,19 @@ def test_a_failing_worker_job_stops_the_run_with_its_traceback(tmp_path):
     with pytest.raises(JobFailed, match=r"(?s)train seed0/pretrain failed after .*Traceback \(most recent"):
         run_jobs(jobs, lambda job: False, workers, lambda: False, print)
     assert workers.processes and all(not process.is_alive() for process in workers.processes)
+
+
+def test_sigterm_ends_a_call_through_its_cleanup_and_restores_the_handler():
+    before = signal.getsignal(signal.SIGTERM)
+    cleaned = []
+    with pytest.raises(SystemExit) as stopped, sigterm_as_exit():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler runs at the next bytecode; the sleep is never finished
+        finally:
+            cleaned.append(True)  # where run_jobs stops its busy workers
+    assert stopped.value.code == 128 + signal.SIGTERM and cleaned == [True]
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_threads_per_worker_never_oversubscribes_the_cores(monkeypatch):

@@ -40,8 +40,11 @@ redoes only the planning, and trains and evaluates nothing again.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -119,6 +122,22 @@ def threads_per_worker(workers: int, threads: int | None, cores: int) -> int:
     return threads
 
 
+@contextlib.contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """Within: SIGTERM raises SystemExit(143) in this process, so the job runner's cleanup stops its busy
+    workers (their runs resume from their checkpoints). Without it SIGTERM ends this process alone, and each
+    spawned worker trains its job to the end into the run folder, beside any call started after."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = args.config or size_config(args.size)
@@ -139,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             f"size {args.size} from {config}; seeds {experiment.seeds}; out {driver.out}; "
             f"device {driver.device}; {args.workers} worker(s) x {threads} torch thread(s)"
         )
-        complete = driver.run(args.estimate_only, args.workers, threads)
+        with sigterm_as_exit():
+            complete = driver.run(args.estimate_only, args.workers, threads)
     except ValueError as error:
         print(f"reproduce: error: {error}", file=sys.stderr)
         return 2
