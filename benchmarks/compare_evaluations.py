@@ -62,8 +62,8 @@ def compare(first: Path, second: Path, labels: tuple[str, str], only: list[str] 
             seeds = [s for r, s in paired if r == run and None not in (a[r, s].get(key), b[r, s].get(key))]
             if not seeds:
                 continue
-            first_values = [a[(run, s)][key] for s in seeds]
-            second_values = [b[(run, s)][key] for s in seeds]
+            first_values = [a[run, s][key] for s in seeds]
+            second_values = [b[run, s][key] for s in seeds]
             differences = [y - x for x, y in zip(first_values, second_values, strict=True)]
             pooled += differences
             lines.append(
