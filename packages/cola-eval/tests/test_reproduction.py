@@ -274,6 +274,68 @@ def test_sigterm_ends_a_call_through_its_cleanup_and_restores_the_handler():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+_SCHEDULER_KILLED_MID_JOB = """
+import os, sys, time
+from cola_eval.reproduction.jobs import Job, ProcessWorkers
+
+
+class SleepingDriver:
+    def __init__(self, name):
+        pass
+
+    def run_job(self, job):
+        open(os.path.join(sys.argv[1], f"started-{job.seed}"), "w").close()
+        time.sleep(600)
+
+
+if __name__ == "__main__":
+    workers = ProcessWorkers(2, 1, SleepingDriver)
+    for index in range(2):
+        workers.submit(index, Job("train", index, "pretrain"))
+    print(*(process.pid for process in workers.processes), flush=True)
+    time.sleep(600)
+"""
+
+
+def _process_ended(pid: int) -> bool:
+    # An orphan is re-parented to init, which may reap it late: a zombie has ended too.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_busy_workers_end_when_their_scheduler_is_killed(tmp_path):
+    script = tmp_path / "scheduler.py"
+    script.write_text(_SCHEDULER_KILLED_MID_JOB)
+    scheduler = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        pids = [int(pid) for pid in scheduler.stdout.readline().split()]
+        started = [tmp_path / f"started-{index}" for index in range(2)]
+        deadline = time.monotonic() + 120
+        while not all(marker.exists() for marker in started) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(marker.exists() for marker in started), "the workers never started their jobs"
+        scheduler.kill()  # no cleanup runs: SIGKILL
+        scheduler.wait()
+        deadline = time.monotonic() + 30
+        while not all(map(_process_ended, pids)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(map(_process_ended, pids)), "a worker outlived its killed scheduler"
+    finally:
+        scheduler.kill()
+        for pid in pids if "pids" in locals() else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_threads_per_worker_never_oversubscribes_the_cores(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert threads_per_worker(2, None, cores=2) == 1 and threads_per_worker(1, None, cores=2) == 2

@@ -5,13 +5,16 @@ warm-up for the adaptive joint run), one per evaluated run of each seed (it need
 (the planning readout and reference scores) and one per planning run of each seed (it needs its run and the
 shared job). A job is done when its marker exists, so a
 killed run restarts by skipping them. With one worker the jobs run in this process; with more, each worker is
-a spawned process with its own share of the cores, and the first failure stops them all.
+a spawned process with its own share of the cores, the first failure stops them all, and a worker ends when
+the process that spawned it ends, however it ends.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -118,9 +121,32 @@ class InlineWorkers:
         pass
 
 
+# A worker's exit status when its scheduler process ended without stopping it (SIGKILL, a crash).
+PARENT_GONE_EXIT = 3
+
+
+def exit_when_parent_ends() -> None:
+    """In a spawned process: end this process as soon as the process that spawned it ends.
+
+    A scheduler killed without its cleanup (SIGKILL, an out-of-memory kill, a crash) would otherwise leave
+    each busy worker training its job to the end into the run folder, beside whatever call starts next; the
+    job's run resumes from its last checkpoint, as after ``ProcessWorkers.close``'s terminate.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()  # returns when the parent's end of the spawn pipe closes: the parent has ended
+        os._exit(PARENT_GONE_EXIT)
+
+    threading.Thread(target=watch, name="exit when the scheduler ends", daemon=True).start()
+
+
 def _worker_main(
     connection: Connection, number: int, threads: int, make_driver: Callable[[str], Any]
 ) -> None:
+    exit_when_parent_ends()
     import torch
 
     torch.set_num_threads(threads)
