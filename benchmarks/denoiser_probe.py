@@ -4,10 +4,19 @@ Trains the ``tiny`` ActionConditionedDiT from scratch on 2-frame clips (one cont
 a collected PushT dataset, then on 64 held-out pairs prints, as one JSON line: the mean squared error of the
 clean frame it implies at flow times 0.05, 0.2, 0.5 and 1 (``x0@t``), of a 10-step sample for each
 sampling start (``sample10@startS``, also split into the pixels that stay as in the context frame and
-those that change) and of copying the context frame (``copy``); and saves pictures of 8 pairs: context,
-truth, the implied clean frames at t = 1, 0.5, 0.2, one sample per sampling start.
+those that change, and with the block area: the sample's block-coloured pixels over the true frame's, 1 for
+a block neither lost nor smeared, see block_integrity_study.block_mask) and of copying the context frame
+(``copy``); and saves pictures of 8 pairs: context, truth, the implied clean frames at t = 1, 0.5, 0.2, one
+sample per sampling start.
 
-    uv run python benchmarks/denoiser_probe.py DATA --name base [--motion 10] [--shift 3] [--patch 8] ...
+``--frame-size N`` trains and samples on the frames averaged down to N x N (area averaging, N dividing the
+collected size): with ``--patch`` scaled alike it keeps the token count and narrows each patch (32 x 32 at
+patch 4: 48 values a patch against 192 at 64 x 64, patch 8, beside the DiT's width of 128). ``--score-size
+N`` also scores the samples and the truth averaged down to N x N (keys ``@N``), so models trained at
+different sizes are compared on the same frames.
+
+    uv run python benchmarks/denoiser_probe.py DATA --name base [--motion 10] [--shift 3] [--patch 8]
+        [--frame-size 32] [--score-size 32] ...
 
 DATA is a folder written by ``cola_train.data.collect_pusht`` (e.g. a quickstart's ``OUT/data/pusht``).
 """
@@ -20,6 +29,25 @@ import math
 import time
 
 import torch
+import torch.nn.functional as F
+from block_integrity_study import block_mask
+
+
+def area_resize(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """Frames [..., C, H, W] averaged down to [..., C, size, size]; ValueError unless size divides H."""
+    height = frames.shape[-1]
+    if size > height or height % size:
+        raise ValueError(f"--frame-size / --score-size must divide the collected size {height}, got {size}")
+    if size == height:
+        return frames
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    return F.interpolate(flat, size=(size, size), mode="area").reshape(*frames.shape[:-2], size, size)
+
+
+def pooled_block_area(pred: torch.Tensor, real: torch.Tensor) -> float:
+    """Block-coloured pixels of all ``pred`` frames over those of all ``real`` frames [N, 3, H, W] (a ratio
+    of totals: a frame whose block is mostly hidden weighs little)."""
+    return float(block_mask(pred).sum()) / max(1, int(block_mask(real).sum()))
 
 
 def main() -> None:
@@ -37,6 +65,9 @@ def main() -> None:
     parser.add_argument("--shift", type=float, default=3.0, help="flow-time shift of the training times")
     parser.add_argument("--motion", type=float, default=10.0, help="motion weight of the loss")
     parser.add_argument("--patch", type=int, default=8)
+    parser.add_argument("--width", type=int, default=None, help="the DiT width (default: tiny preset)")
+    parser.add_argument("--frame-size", type=int, default=None, help="train at frames averaged down to this")
+    parser.add_argument("--score-size", type=int, default=None, help="also score at frames averaged down")
     parser.add_argument("--prediction", default="residual", choices=("residual", "x0", "velocity"))
     parser.add_argument("--frame-skip", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
@@ -51,7 +82,11 @@ def main() -> None:
     episodes = load_episodes(args.data)
     train = ClipDataset(episodes, 2, frame_skip=args.frame_skip, split="train")
     test = ClipDataset(episodes, 2, frame_skip=args.frame_skip, split="test")
-    config = DiTConfig.preset("tiny", patch_size=args.patch, num_frames=2, prediction=args.prediction)
+    size = args.frame_size or train[0]["video"].shape[-1]
+    widths = {"width": args.width} if args.width else {}
+    config = DiTConfig.preset(
+        "tiny", frame_size=size, patch_size=args.patch, num_frames=2, prediction=args.prediction, **widths
+    )
     model = ActionConditionedDiT(config)
     optimizer = torch.optim.AdamW(model.backbone_parameters(), lr=args.lr, weight_decay=0.0)
     generator = torch.Generator().manual_seed(args.seed)
@@ -62,7 +97,7 @@ def main() -> None:
         for group in optimizer.param_groups:
             group["lr"] = args.lr * factor
         picks = torch.randint(len(train), (args.batch,), generator=generator)
-        video = torch.stack([train[int(i)]["video"] for i in picks])
+        video = area_resize(torch.stack([train[int(i)]["video"] for i in picks]), size)
         loss = flow_matching_loss(model, video, None, 1, "uniform", generator, None, args.motion, args.shift)
         optimizer.zero_grad()
         loss.backward()
@@ -72,7 +107,7 @@ def main() -> None:
 
     model.eval()
     picks = list(range(0, len(test), max(1, len(test) // 64)))[:64]
-    video = torch.stack([test[i]["video"] for i in picks])
+    video = area_resize(torch.stack([test[i]["video"] for i in picks]), size)
     noise = torch.randn(video.shape, generator=torch.Generator().manual_seed(1))
     implied = {}
     with torch.no_grad():
@@ -85,6 +120,10 @@ def main() -> None:
     # The scene that should be copied (pixels where the true next frame equals the context) and the rest.
     static = ~moving_mask(video[:, 0], video[:, 1])[:, None].expand_as(video[:, 1])
     result["copy_moving"] = round(float((video[:, 0] - video[:, 1]).pow(2)[~static].mean()), 5)
+    result["copy_block_area"] = round(pooled_block_area(video[:, 0], video[:, 1]), 3)
+    if args.score_size:
+        small = area_resize(video[:, :2], args.score_size)
+        result[f"copy@{args.score_size}"] = round(float((small[:, 1] - small[:, 0]).pow(2).mean()), 5)
     samples = []
     for start in args.sampling_start:
         with torch.no_grad():
@@ -102,6 +141,17 @@ def main() -> None:
         result[key] = round(float(error.mean()), 5)
         result[f"{key}_static"] = round(float(error[static].mean()), 5)
         result[f"{key}_moving"] = round(float(error[~static].mean()), 5)
+        result[f"{key}_block_area"] = round(pooled_block_area(rollout[:, 1], video[:, 1]), 3)
+        if args.score_size:
+            small_pred, small_real = (area_resize(x, args.score_size) for x in (rollout[:, 1], video[:, 1]))
+            small_static = ~moving_mask(area_resize(video[:, 0], args.score_size), small_real)[:, None]
+            small_error = (small_pred - small_real).pow(2)
+            result[f"{key}@{args.score_size}"] = round(float(small_error.mean()), 5)
+            result[f"{key}_static@{args.score_size}"] = round(
+                float(small_error[small_static.expand_as(small_error)].mean()), 5
+            )
+            small_area = pooled_block_area(small_pred, small_real)
+            result[f"{key}_block_area@{args.score_size}"] = round(small_area, 3)
         samples.append(rollout[:8, 1])
     print(json.dumps(result))
 
