@@ -34,7 +34,11 @@ from block_integrity_study import block_mask
 
 
 def area_resize(frames: torch.Tensor, size: int) -> torch.Tensor:
-    """Frames [..., C, H, W] averaged down to [..., C, size, size]; ValueError unless size divides H."""
+    """Frames [..., C, H, W] averaged down to [..., C, size, size]; ValueError unless size divides H.
+
+    Not ``ClipDataset(size=)``'s antialiased bilinear resize: one operator for the smaller arm's frames and
+    for the frames every arm is scored on at ``--score-size``, so that arm learns exactly the truth it is
+    scored against."""
     height = frames.shape[-1]
     if size > height or height % size:
         raise ValueError(f"--frame-size / --score-size must divide the collected size {height}, got {size}")
@@ -122,7 +126,8 @@ def main() -> None:
     result["copy_moving"] = round(float((video[:, 0] - video[:, 1]).pow(2)[~static].mean()), 5)
     result["copy_block_area"] = round(pooled_block_area(video[:, 0], video[:, 1]), 3)
     if args.score_size:
-        small = area_resize(video[:, :2], args.score_size)
+        small = area_resize(video, args.score_size)  # the context and the truth, at the scoring size
+        small_static = ~moving_mask(small[:, 0], small[:, 1])[:, None].expand_as(small[:, 1])
         result[f"copy@{args.score_size}"] = round(float((small[:, 1] - small[:, 0]).pow(2).mean()), 5)
     samples = []
     for start in args.sampling_start:
@@ -143,14 +148,11 @@ def main() -> None:
         result[f"{key}_moving"] = round(float(error[~static].mean()), 5)
         result[f"{key}_block_area"] = round(pooled_block_area(rollout[:, 1], video[:, 1]), 3)
         if args.score_size:
-            small_pred, small_real = (area_resize(x, args.score_size) for x in (rollout[:, 1], video[:, 1]))
-            small_static = ~moving_mask(area_resize(video[:, 0], args.score_size), small_real)[:, None]
-            small_error = (small_pred - small_real).pow(2)
+            small_pred = area_resize(rollout[:, 1], args.score_size)
+            small_error = (small_pred - small[:, 1]).pow(2)
             result[f"{key}@{args.score_size}"] = round(float(small_error.mean()), 5)
-            result[f"{key}_static@{args.score_size}"] = round(
-                float(small_error[small_static.expand_as(small_error)].mean()), 5
-            )
-            small_area = pooled_block_area(small_pred, small_real)
+            result[f"{key}_static@{args.score_size}"] = round(float(small_error[small_static].mean()), 5)
+            small_area = pooled_block_area(small_pred, small[:, 1])
             result[f"{key}_block_area@{args.score_size}"] = round(small_area, 3)
         samples.append(rollout[:8, 1])
     print(json.dumps(result))

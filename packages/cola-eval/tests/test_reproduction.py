@@ -316,8 +316,9 @@ def test_busy_workers_end_when_their_scheduler_is_killed(tmp_path):
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
+    pids: list[int] = []
     try:
-        pids = [int(pid) for pid in scheduler.stdout.readline().split()]
+        pids += [int(pid) for pid in scheduler.stdout.readline().split()]
         started = [tmp_path / f"started-{index}" for index in range(2)]
         deadline = time.monotonic() + 120
         while not all(marker.exists() for marker in started) and time.monotonic() < deadline:
@@ -331,7 +332,7 @@ def test_busy_workers_end_when_their_scheduler_is_killed(tmp_path):
         assert all(map(_process_ended, pids)), "a worker outlived its killed scheduler"
     finally:
         scheduler.kill()
-        for pid in pids if "pids" in locals() else []:
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 

@@ -124,9 +124,10 @@ def threads_per_worker(workers: int, threads: int | None, cores: int) -> int:
 
 @contextlib.contextmanager
 def sigterm_as_exit() -> Iterator[None]:
-    """Within: SIGTERM raises SystemExit(143) in this process, so the job runner's cleanup stops its busy
-    workers (their runs resume from their checkpoints). Without it SIGTERM ends this process alone, and each
-    spawned worker trains its job to the end into the run folder, beside any call started after."""
+    """Within: SIGTERM raises SystemExit(143) in this process, so the call ends through its cleanup: the job
+    runner terminates its busy workers and waits for them (their runs resume from their checkpoints) before
+    this process exits. Without it SIGTERM ends this process at once and each worker ends on its own when it
+    sees its parent gone (``jobs.exit_when_parent_ends``, the guard for kills no handler can catch)."""
 
     def stop(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
