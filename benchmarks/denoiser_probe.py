@@ -1,13 +1,18 @@
 """How well a small action-free world model denoises after brief training on PushT frame pairs.
 
 Trains the ``tiny`` ActionConditionedDiT from scratch on 2-frame clips (one context frame, one to predict) of
-a collected PushT dataset, then on 64 held-out pairs prints, as one JSON line: the mean squared error of the
-clean frame it implies at flow times 0.05, 0.2, 0.5 and 1 (``x0@t``), of a 10-step sample for each
-sampling start (``sample10@startS``, also split into the pixels that stay as in the context frame and
-those that change, and with the block area: the sample's block-coloured pixels over the true frame's, 1 for
-a block neither lost nor smeared, see block_integrity_study.block_mask) and of copying the context frame
-(``copy``); and saves pictures of 8 pairs: context, truth, the implied clean frames at t = 1, 0.5, 0.2, one
-sample per sampling start.
+a collected PushT dataset, then on 64 held-out pairs prints, as one JSON line (key ``held_out``): the mean
+squared error of the clean frame it implies at flow times 0.05, 0.2, 0.5 and 1 (``x0@t``, also on the
+pixels that stay as in the context frame), of a 10-step sample for each sampling start
+(``sample10@startS``, also split into the pixels that stay as in the context frame and those that change,
+and with the block area: the sample's block-coloured pixels over the true frame's, 1 for a block neither
+lost nor smeared, see block_integrity_study.block_mask) and of copying the context frame (``copy``); and
+saves pictures of 8 pairs: context, truth, the implied clean frames at t = 1, 0.5, 0.2, one sample per
+sampling start.
+
+``--train-pairs N`` trains on N evenly spread training pairs only and also scores up to 64 of them (key
+``trained``, picture ``*_trained.png``): a memorisation check, since a loss and sampler that work draw the
+pairs they were trained on sharply, and with N grown, where generalising to held-out pairs breaks.
 
 ``--frame-size N`` trains and samples on the frames averaged down to N x N (area averaging, N dividing the
 collected size): with ``--patch`` scaled alike it keeps the token count and narrows each patch (32 x 32 at
@@ -27,6 +32,7 @@ import argparse
 import json
 import math
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +54,11 @@ def area_resize(frames: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(flat, size=(size, size), mode="area").reshape(*frames.shape[:-2], size, size)
 
 
+def evenly_spread(count: int, n: int) -> list[int]:
+    """Up to ``n`` indices of ``range(count)`` a fixed stride apart, from 0 (all of them when n >= count)."""
+    return list(range(0, count, max(1, count // n)))[:n]
+
+
 def pooled_block_area(pred: torch.Tensor, real: torch.Tensor) -> float:
     """Block-coloured pixels of all ``pred`` frames over those of all ``real`` frames [N, 3, H, W] (a ratio
     of totals: a frame whose block is mostly hidden weighs little)."""
@@ -55,10 +66,8 @@ def pooled_block_area(pred: torch.Tensor, real: torch.Tensor) -> float:
 
 
 def main() -> None:
-    from cola_eval.controllability import moving_mask
     from cola_train.data import ClipDataset, load_episodes
-    from cola_wm import ActionConditionedDiT, DiTConfig, flow_matching_loss, predict_velocity, sample
-    from PIL import Image
+    from cola_wm import ActionConditionedDiT, DiTConfig, flow_matching_loss
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data")
@@ -72,6 +81,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=None, help="the DiT width (default: tiny preset)")
     parser.add_argument("--frame-size", type=int, default=None, help="train at frames averaged down to this")
     parser.add_argument("--score-size", type=int, default=None, help="also score at frames averaged down")
+    parser.add_argument("--train-pairs", type=int, default=None, help="train and score on N training pairs")
     parser.add_argument("--prediction", default="residual", choices=("residual", "x0", "velocity"))
     parser.add_argument("--frame-skip", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
@@ -94,35 +104,55 @@ def main() -> None:
     model = ActionConditionedDiT(config)
     optimizer = torch.optim.AdamW(model.backbone_parameters(), lr=args.lr, weight_decay=0.0)
     generator = torch.Generator().manual_seed(args.seed)
+    pool = evenly_spread(len(train), args.train_pairs or len(train))
     start = time.time()
     for step in range(args.steps):
         # The quickstart's schedule: 50 linear warm-up steps, cosine to 0.1.
         factor = min(1.0, (step + 1) / 50) * (0.1 + 0.45 * (1 + math.cos(math.pi * step / args.steps)))
         for group in optimizer.param_groups:
             group["lr"] = args.lr * factor
-        picks = torch.randint(len(train), (args.batch,), generator=generator)
-        video = area_resize(torch.stack([train[int(i)]["video"] for i in picks]), size)
+        picks = torch.randint(len(pool), (args.batch,), generator=generator)
+        video = area_resize(torch.stack([train[pool[int(i)]]["video"] for i in picks]), size)
         loss = flow_matching_loss(model, video, None, 1, "uniform", generator, None, args.motion, args.shift)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-    result = {"name": args.name, "train_s": round(time.time() - start)}
-
+    result = {"name": args.name, "train_s": round(time.time() - start), "train_pairs": len(pool)}
     model.eval()
-    picks = list(range(0, len(test), max(1, len(test) // 64)))[:64]
-    video = area_resize(torch.stack([test[i]["video"] for i in picks]), size)
+    picture = Path(args.picture or f"denoiser_probe_{args.name}.png")
+    held_out = [test[i] for i in evenly_spread(len(test), 64)]
+    result["held_out"] = score(model, held_out, size, args, picture)
+    if args.train_pairs:
+        trained = [train[pool[i]] for i in evenly_spread(len(pool), 64)]
+        trained_picture = picture.with_name(f"{picture.stem}_trained.png")
+        result["trained"] = score(model, trained, size, args, trained_picture)
+    print(json.dumps(result))
+
+
+def score(
+    model: torch.nn.Module, clips: list[dict], size: int, args: argparse.Namespace, picture: Path
+) -> dict[str, float]:
+    """The probe's scores of ``model`` on the pairs ``clips``; saves the picture of the first 8."""
+    from cola_eval.controllability import moving_mask
+    from cola_wm import predict_velocity, sample
+    from PIL import Image
+
+    result = {"pairs": len(clips)}
+    video = area_resize(torch.stack([clip["video"] for clip in clips]), size)
     noise = torch.randn(video.shape, generator=torch.Generator().manual_seed(1))
+    # The scene that should be copied (pixels where the true next frame equals the context) and the rest.
+    static = ~moving_mask(video[:, 0], video[:, 1])[:, None].expand_as(video[:, 1])
     implied = {}
     with torch.no_grad():
         for t in (0.05, 0.2, 0.5, 1.0):
             x_t = torch.cat([video[:, :1], (1 - t) * video[:, 1:] + t * noise[:, 1:]], dim=1)
-            velocity = predict_velocity(model, x_t, torch.full((len(picks),), t), None, 1)[:, 1:]
+            velocity = predict_velocity(model, x_t, torch.full((len(clips),), t), None, 1)[:, 1:]
             implied[t] = x_t[:, 1] - t * velocity[:, 0]
-            result[f"x0@{t}"] = round(float((implied[t] - video[:, 1]).pow(2).mean()), 5)
+            error = (implied[t] - video[:, 1]).pow(2)
+            result[f"x0@{t}"] = round(float(error.mean()), 5)
+            result[f"x0@{t}_static"] = round(float(error[static].mean()), 5)
     result["copy"] = round(float((video[:, 1] - video[:, 0]).pow(2).mean()), 5)
-    # The scene that should be copied (pixels where the true next frame equals the context) and the rest.
-    static = ~moving_mask(video[:, 0], video[:, 1])[:, None].expand_as(video[:, 1])
     result["copy_moving"] = round(float((video[:, 0] - video[:, 1]).pow(2)[~static].mean()), 5)
     result["copy_block_area"] = round(pooled_block_area(video[:, 0], video[:, 1]), 3)
     if args.score_size:
@@ -155,15 +185,14 @@ def main() -> None:
             small_area = pooled_block_area(small_pred, small[:, 1])
             result[f"{key}_block_area@{args.score_size}"] = round(small_area, 3)
         samples.append(rollout[:8, 1])
-    print(json.dumps(result))
-
     # Rows: context, truth, the clean frame implied at t = 1, 0.5 and 0.2, one sample per sampling start.
     rows = [video[:8, 0], video[:8, 1], implied[1.0][:8], implied[0.5][:8], implied[0.2][:8], *samples]
     grid = torch.stack(rows, dim=1)  # [8, rows, C, H, W]
-    size = video.shape[-1]
+    side = video.shape[-1]
     pixels = ((grid.clamp(-1, 1) + 1) * 127.5).byte().permute(1, 3, 0, 4, 2)
-    pixels = pixels.reshape(len(rows) * size, 8 * size, 3)
-    Image.fromarray(pixels.numpy()).save(args.picture or f"denoiser_probe_{args.name}.png")
+    pixels = pixels.reshape(len(rows) * side, len(grid) * side, 3)
+    Image.fromarray(pixels.numpy()).save(picture)
+    return result
 
 
 if __name__ == "__main__":
