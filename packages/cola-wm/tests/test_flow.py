@@ -47,6 +47,37 @@ def test_loss_falls_on_a_tiny_overfit_batch():
     assert after < 0.5 * before
 
 
+def test_sample_draws_the_clips_the_model_memorised():
+    """The whole generation path (loss, prediction, context conditioning, Euler sampler) end to end: a model
+    trained to memorise two clips samples their next frames from pure noise far closer than copying the
+    context does. Measured over seeds 0-3: 0.005-0.066 of copying's error; a sign or time-convention slip
+    anywhere in the path leaves it near or above copying."""
+    config = small_config(num_frames=2, width=64)
+    torch.manual_seed(0)
+    model = ActionConditionedDiT(config)
+    video = torch.full((2, 2, 3, 16, 16), -1.0)
+    video[0, 0, :, 4:10, 2:8] = 1.0
+    video[0, 1, :, 4:10, 5:11] = 1.0
+    video[1, 0, 1, 8:12, 8:12] = 0.5
+    video[1, 1, 1, 5:9, 8:12] = 0.5
+    steps = 600
+    optimizer = torch.optim.AdamW(model.backbone_parameters(), lr=1e-3)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        loss = flow_matching_loss(model, video, None, time_sampling="uniform", generator=generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    model.eval()
+    with torch.no_grad():
+        drawn = sample(model, video[:, :1], None, num_frames=2, generator=torch.Generator().manual_seed(2))
+    error = (drawn[:, 1] - video[:, 1]).pow(2).mean()
+    copying = (video[:, 0] - video[:, 1]).pow(2).mean()
+    assert error < 0.2 * copying
+
+
 @pytest.mark.parametrize("loss_on", [None, "clean_frame", "velocity"])
 def test_loss_is_the_error_on_the_non_context_frames(loss_on):
     """x_t = (1 - t) x0 + t eps on predicted frames, clean context, context not scored; the velocity error
