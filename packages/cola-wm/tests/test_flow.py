@@ -50,8 +50,8 @@ def test_loss_falls_on_a_tiny_overfit_batch():
 def test_sample_draws_the_clips_the_model_memorised():
     """The whole generation path (loss, prediction, context conditioning, Euler sampler) end to end: a model
     trained to memorise two clips samples their next frames from pure noise far closer than copying the
-    context does. Measured over seeds 0-3: 0.005-0.066 of copying's error; a sign or time-convention slip
-    anywhere in the path leaves it near or above copying."""
+    context does. Measured: 0.005-0.066 of copying's error over seeds 0-3 (0.066 at the seed used here); the
+    same model sampled with the velocity's sign flipped scores 635x copying's error, an untrained one 1.0."""
     config = small_config(num_frames=2, width=64)
     torch.manual_seed(0)
     model = ActionConditionedDiT(config)
