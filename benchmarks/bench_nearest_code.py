@@ -19,7 +19,7 @@ import torch
 from cola_lam.kernels import nearest_code, nearest_code_reference, nearest_code_triton
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchtools import median_seconds
+from benchtools import median_seconds, peak_extra_bytes
 
 CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
@@ -35,18 +35,6 @@ def eager_cdist_argmin(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.T
     dist = torch.cdist(z, codebook)
     indices = dist.argmin(dim=1)
     return indices, dist.gather(1, indices[:, None]).squeeze(1).square()
-
-
-def _peak_extra_bytes(fn: Callable[[], object]) -> int | None:
-    """Peak CUDA memory allocated during one call beyond what was allocated before it (None on CPU)."""
-    if not CUDA:
-        return None
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    before = torch.cuda.memory_allocated()
-    fn()
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() - before
 
 
 def _implementations() -> dict[str, Callable]:
@@ -71,7 +59,7 @@ def test_nearest_code(benchmark, n, k, d):
     results = {}
     for name, fn in _implementations().items():
         seconds = median_seconds(lambda fn=fn: fn(z, codebook), repeats)
-        extra = _peak_extra_bytes(lambda fn=fn: fn(z, codebook))
+        extra = peak_extra_bytes(lambda fn=fn: fn(z, codebook), DEVICE)
         memory = "n/a (CPU)" if extra is None else f"{extra / 2**20:9.2f} MiB"
         results[name] = seconds
         label = f"nearest_code N={n:6d} K={k:4d} D={d:2d} {name:11s}"

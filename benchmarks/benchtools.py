@@ -38,10 +38,26 @@ def held_out_dataset(data: dict):
     )
 
 
+def spread_indices(count: int, n: int) -> list[int]:
+    """Up to ``n`` indices of ``range(count)`` a fixed stride apart, from 0 (all of them when n >= count)."""
+    return list(range(0, count, max(1, count // n)))[:n]
+
+
 def evenly_spread(clips, max_clips: int) -> list:
     """At most ``max_clips`` items of ``clips`` (a dataset or a list) at an even stride from the first."""
-    stride = max(1, len(clips) // max_clips)
-    return [clips[i] for i in range(0, len(clips), stride)][:max_clips]
+    return [clips[i] for i in spread_indices(len(clips), max_clips)]
+
+
+def peak_extra_bytes(fn: Callable[[], object], device: str) -> int | None:
+    """Peak CUDA memory one call of ``fn`` allocates beyond what was allocated before it (None on CPU)."""
+    if device == "cpu":
+        return None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - before
 
 
 # Peak HBM bandwidth (TB/s) and dense bf16 tensor-core throughput (TFLOP/s, no sparsity) from NVIDIA's data

@@ -13,6 +13,9 @@ sampling start.
 ``--train-pairs N`` trains on N evenly spread training pairs only and also scores up to 64 of them (key
 ``trained``, picture ``*_trained.png``): a memorisation check, since a loss and sampler that work draw the
 pairs they were trained on sharply, and with N grown, where generalising to held-out pairs breaks.
+``--train-data DIR`` takes the training pairs from another collection's train split while the held-out
+pairs stay DATA's, so training sets of different sizes are scored on the same held-out pairs (collect DIR
+with another seed: collections of one seed share their first episodes, and DATA's held-out ones among them).
 
 ``--frame-size N`` trains and samples on the frames averaged down to N x N (area averaging, N dividing the
 collected size): with ``--patch`` scaled alike it keeps the token count and narrows each patch (32 x 32 at
@@ -36,6 +39,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from benchtools import spread_indices
 from block_integrity_study import block_mask
 
 
@@ -52,11 +56,6 @@ def area_resize(frames: torch.Tensor, size: int) -> torch.Tensor:
         return frames
     flat = frames.reshape(-1, *frames.shape[-3:])
     return F.interpolate(flat, size=(size, size), mode="area").reshape(*frames.shape[:-2], size, size)
-
-
-def evenly_spread(count: int, n: int) -> list[int]:
-    """Up to ``n`` indices of ``range(count)`` a fixed stride apart, from 0 (all of them when n >= count)."""
-    return list(range(0, count, max(1, count // n)))[:n]
 
 
 def pooled_block_area(pred: torch.Tensor, real: torch.Tensor) -> float:
@@ -82,6 +81,9 @@ def main() -> None:
     parser.add_argument("--frame-size", type=int, default=None, help="train at frames averaged down to this")
     parser.add_argument("--score-size", type=int, default=None, help="also score at frames averaged down")
     parser.add_argument("--train-pairs", type=int, default=None, help="train and score on N training pairs")
+    parser.add_argument(
+        "--train-data", default=None, help="train on this collection's train split (held-out pairs: DATA's)"
+    )
     parser.add_argument("--prediction", default="residual", choices=("residual", "x0", "velocity"))
     parser.add_argument("--frame-skip", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
@@ -94,7 +96,8 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     episodes = load_episodes(args.data)
-    train = ClipDataset(episodes, 2, frame_skip=args.frame_skip, split="train")
+    train_episodes = load_episodes(args.train_data) if args.train_data else episodes
+    train = ClipDataset(train_episodes, 2, frame_skip=args.frame_skip, split="train")
     test = ClipDataset(episodes, 2, frame_skip=args.frame_skip, split="test")
     size = args.frame_size or train[0]["video"].shape[-1]
     widths = {"width": args.width} if args.width else {}
@@ -104,7 +107,7 @@ def main() -> None:
     model = ActionConditionedDiT(config)
     optimizer = torch.optim.AdamW(model.backbone_parameters(), lr=args.lr, weight_decay=0.0)
     generator = torch.Generator().manual_seed(args.seed)
-    pool = evenly_spread(len(train), args.train_pairs or len(train))
+    pool = spread_indices(len(train), args.train_pairs or len(train))
     start = time.time()
     for step in range(args.steps):
         # The quickstart's schedule: 50 linear warm-up steps, cosine to 0.1.
@@ -119,12 +122,13 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
     result = {"name": args.name, "train_s": round(time.time() - start), "train_pairs": len(pool)}
+    result["train_episodes"] = len({int(train[i]["episode"]) for i in pool})
     model.eval()
     picture = Path(args.picture or f"denoiser_probe_{args.name}.png")
-    held_out = [test[i] for i in evenly_spread(len(test), 64)]
+    held_out = [test[i] for i in spread_indices(len(test), 64)]
     result["held_out"] = score(model, held_out, size, args, picture)
     if args.train_pairs:
-        trained = [train[pool[i]] for i in evenly_spread(len(pool), 64)]
+        trained = [train[pool[i]] for i in spread_indices(len(pool), 64)]
         trained_picture = picture.with_name(f"{picture.stem}_trained.png")
         result["trained"] = score(model, trained, size, args, trained_picture)
     print(json.dumps(result))

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_nearest_code import eager_cdist_argmin
 from bench_planning import WORLD_MODEL_CONFIGS, _seconds_per_step, _world_model
 from bench_train_step import _step, _train_flops_per_step
-from benchtools import median_seconds
+from benchtools import median_seconds, peak_extra_bytes
 
 Emit = Callable[[dict[str, Any]], None]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -72,18 +72,6 @@ def _compile(fn: Callable, dry: bool) -> Callable:
     # A fresh dynamo cache per size: each size gets its own static-shape graph, the best case for compile.
     torch._dynamo.reset()
     return torch.compile(fn, dynamic=False, backend="aot_eager" if dry else "inductor")
-
-
-def _peak_extra_bytes(fn: Callable[[], object], device: str) -> int | None:
-    """Peak CUDA memory one call allocates beyond what was allocated before it (None on CPU)."""
-    if device == "cpu":
-        return None
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    before = torch.cuda.memory_allocated()
-    fn()
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() - before
 
 
 def device_record(dry: bool) -> dict[str, Any]:
@@ -222,7 +210,7 @@ def _nearest_code_size(n: int, k: int, d: int, dry: bool, device: str, emit: Emi
     codebook = torch.randn(k, d, generator=gen, device=device)
     eager = lambda: eager_cdist_argmin(z, codebook)
     eager_seconds = _attempt(errors, "eager", lambda: median_seconds(eager, repeats))
-    eager_memory = _attempt(errors, "eager memory", lambda: _peak_extra_bytes(eager, device))
+    eager_memory = _attempt(errors, "eager memory", lambda: peak_extra_bytes(eager, device))
     compiled = _attempt(errors, "compile", lambda: _compile(eager_cdist_argmin, dry))
     compile_seconds = compiled and _attempt(
         errors, "compile", lambda: median_seconds(lambda: compiled(z, codebook), repeats)
@@ -235,9 +223,7 @@ def _nearest_code_size(n: int, k: int, d: int, dry: bool, device: str, emit: Emi
     for label, (kernel, cast_bytes) in kernels.items():
         row_errors = list(errors)
         seconds = _attempt(row_errors, "kernel", lambda kernel=kernel: median_seconds(kernel, repeats))
-        memory = _attempt(
-            row_errors, "kernel memory", lambda kernel=kernel: _peak_extra_bytes(kernel, device)
-        )
+        memory = _attempt(row_errors, "kernel memory", lambda kernel=kernel: peak_extra_bytes(kernel, device))
         # O(N): the int64 index and fp32 distance per row (16 B with the allocator's rounding), the
         # codebook's norms and their temporaries, the bf16 copies, and 1 MiB of slack; the eager code's
         # N x K matrix is far above this at these sizes.

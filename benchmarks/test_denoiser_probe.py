@@ -1,17 +1,14 @@
 """benchmarks/denoiser_probe.py: the frame averaging its resolution arms and its scores rely on."""
 
-import itertools
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from denoiser_probe import area_resize, evenly_spread, pooled_block_area
+from denoiser_probe import area_resize, pooled_block_area
 
 
 def test_area_resize_averages_each_block_of_pixels() -> None:
@@ -38,11 +35,3 @@ def test_pooled_block_area_is_a_ratio_of_totals() -> None:
     assert pooled_block_area(real, real) == 1.0
     assert pooled_block_area(torch.stack([half, block]), real) == 0.75
     assert pooled_block_area(torch.stack([white, white]), real) == 0.0
-
-
-@given(count=st.integers(1, 5000), n=st.integers(1, 5000))
-def test_evenly_spread_picks_distinct_indices_a_fixed_stride_apart(count: int, n: int) -> None:
-    picks = evenly_spread(count, n)
-    assert len(picks) == min(count, n)
-    assert picks[0] == 0 and picks[-1] < count
-    assert len({b - a for a, b in itertools.pairwise(picks)}) <= 1
