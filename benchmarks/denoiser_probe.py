@@ -99,6 +99,11 @@ def main() -> None:
     train_episodes = load_episodes(args.train_data) if args.train_data else episodes
     train = ClipDataset(train_episodes, 2, frame_skip=args.frame_skip, split="train")
     test = ClipDataset(episodes, 2, frame_skip=args.frame_skip, split="test")
+    if train[0]["video"].shape != test[0]["video"].shape:
+        raise ValueError(
+            f"--train-data frames are {tuple(train[0]['video'].shape[-3:])} but DATA's are "
+            f"{tuple(test[0]['video'].shape[-3:])}: collect both at the same frame_size"
+        )
     size = args.frame_size or train[0]["video"].shape[-1]
     widths = {"width": args.width} if args.width else {}
     config = DiTConfig.preset(
