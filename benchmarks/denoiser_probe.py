@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's (the trainer's default: 0)")
     parser.add_argument("--shift", type=float, default=3.0, help="flow-time shift of the training times")
     parser.add_argument("--motion", type=float, default=10.0, help="motion weight of the loss")
     parser.add_argument("--patch", type=int, default=8)
@@ -110,7 +111,7 @@ def main() -> None:
         "tiny", frame_size=size, patch_size=args.patch, num_frames=2, prediction=args.prediction, **widths
     )
     model = ActionConditionedDiT(config)
-    optimizer = torch.optim.AdamW(model.backbone_parameters(), lr=args.lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(model.backbone_parameters(), lr=args.lr, weight_decay=args.weight_decay)
     generator = torch.Generator().manual_seed(args.seed)
     pool = spread_indices(len(train), args.train_pairs or len(train))
     start = time.time()
