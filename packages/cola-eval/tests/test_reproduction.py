@@ -200,6 +200,32 @@ def test_planning_settings_may_change_between_calls_but_the_training_may_not(tmp
         driver.prepare()
 
 
+def test_frames_stored_as_images_are_a_data_setting_that_old_folders_match(tmp_path):
+    pytest.importorskip("gym_pusht")  # collects PushT
+    experiment = Experiment.load(CPU, "cpu")
+    experiment.data.episodes, experiment.data.episode_length = 2, 12
+    experiment.data.use_videos = False
+    driver = Driver(experiment, tmp_path / "png", None)
+    driver.prepare()
+    info = json.loads((driver.data_path / "meta" / "info.json").read_text())
+    assert info["features"]["observation.image"]["dtype"] == "image" and info["total_videos"] == 0
+    assert not (driver.data_path / "videos").exists() and len(driver.episodes()) == 2
+
+    # A folder recorded before data.use_videos existed holds videos: the default still matches it.
+    experiment = Experiment.load(CPU, "cpu")
+    driver = Driver(experiment, tmp_path / "old", None)
+    driver.collect_data = lambda: None
+    driver.prepare()
+    record_path = tmp_path / "old" / "experiment.json"
+    record = json.loads(record_path.read_text())
+    del record["config"]["data"]["use_videos"]
+    record_path.write_text(json.dumps(record))
+    driver.prepare()
+    experiment.data.use_videos = False
+    with pytest.raises(ValueError, match="another configuration"):
+        driver.prepare()
+
+
 def _chain() -> list[Job]:
     return [
         Job("train", 0, "pretrain"),

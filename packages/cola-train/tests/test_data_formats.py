@@ -286,6 +286,18 @@ def test_writer_refuses_a_directory_that_holds_files(lerobot_dataset):
         write_lerobot(lerobot_dataset[0], [make_episode(0, 3)], fps=10)
 
 
+def test_lerobot_written_without_videos_round_trips_exactly(tmp_path):
+    episodes = [make_episode(0, 6, seed=1), make_episode(1, 4, seed=2)]
+    root = write_lerobot(tmp_path / "png", episodes, fps=10, use_videos=False)
+    info = json.loads((root / "meta/info.json").read_text())
+    assert info["features"]["observation.image"]["dtype"] == "image"
+    assert info["total_videos"] == 0 and info["video_path"] is None and not (root / "videos").exists()
+    cell = pq.read_table(root / "data/chunk-000/episode_000001.parquet").column("observation.image")[0]
+    assert cell["bytes"].as_py().startswith(b"\x89PNG") and cell["path"].as_py() is None
+    for got, want in zip(load_episodes(root), episodes, strict=True):
+        assert_same_episode(got, want, exact_frames=True)
+
+
 def test_lerobot_image_feature_stored_in_parquet(tmp_path):
     from PIL import Image
 

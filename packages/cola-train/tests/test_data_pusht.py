@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
 import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
 import gymnasium as gym
 import numpy as np
@@ -146,6 +149,22 @@ def test_collected_dataset_restores_exactly_from_disk(tmp_path):
             assert np.array_equal(render_frame(env), exact.frames[step])
 
 
+def test_collection_without_videos_stores_exact_frames_and_reads_without_pyav(tmp_path, monkeypatch):
+    root = collect_pusht(
+        tmp_path / "png", episodes=2, seed=9, episode_length=12, workers=1, progress=False, use_videos=False
+    )
+    assert not (root / "videos").exists()
+    info = json.loads((root / "meta/info.json").read_text())
+    assert info["features"]["observation.image"]["dtype"] == "image" and info["total_videos"] == 0
+    monkeypatch.setitem(sys.modules, "av", None)  # `import av` now fails, as where PyAV is not installed
+    for episode in load_episodes(root):
+        exact = rollout_pusht(*episode_seeds(9, episode.index), 12)
+        assert np.array_equal(episode.frames, exact.frames)
+        assert np.array_equal(episode.states, exact.states)
+    with pytest.raises(ImportError, match=r"needs PyAV.*--no-videos"):
+        collect_pusht(tmp_path / "mp4", episodes=1, seed=9, episode_length=4, workers=1, progress=False)
+
+
 def test_cli_collects_and_refuses_a_used_directory(tmp_path, capsys):
     out = tmp_path / "cli"
     argv = ["collect", "pusht", "--episodes", "2", "--out", str(out), "--episode-length", "10"]
@@ -155,6 +174,9 @@ def test_cli_collects_and_refuses_a_used_directory(tmp_path, capsys):
     assert [len(e) for e in load_episodes(out)] == [10, 10]
     assert main(argv) == 2
     assert "not an empty directory" in capsys.readouterr().err
+    assert main([*argv[:5], str(tmp_path / "cli-png"), *argv[6:], "--no-videos"]) == 0
+    assert not (tmp_path / "cli-png" / "videos").exists()
+    assert [len(e) for e in load_episodes(tmp_path / "cli-png")] == [10, 10]
 
 
 @pytest.mark.parametrize(

@@ -95,6 +95,6 @@ def test_episode_lines_without_an_index_are_errors(dataset: Path, tmp_path: Path
 def test_collect_out_under_an_existing_file_is_an_error(tmp_path: Path, capsys) -> None:
     (tmp_path / "file").write_text("not a folder")
     args = type("Args", (), {"out": str(tmp_path / "file" / "pusht"), "episodes": 1, "seed": 0})()
-    args.episode_length, args.workers, args.explore = 5, 1, 0.0
+    args.episode_length, args.workers, args.explore, args.use_videos = 5, 1, 0.0, True
     assert run_collect(args) == 2
     assert "is a file, not a folder" in capsys.readouterr().err

@@ -101,6 +101,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "methods, all, or none. Planning results live in their own files, so a later call on a finished "
         "folder may add or change them; only the planning jobs run",
     )
+    parser.add_argument(
+        "--no-videos",
+        action="store_true",
+        help="collect the PushT frames as PNG images in the parquet rows instead of mp4 (the config's "
+        "data.use_videos = false): lossless, and needs no PyAV, e.g. on a machine without it",
+    )
     parser.add_argument("--estimate-only", action="store_true", help="collect data, print the estimate, exit")
     return parser.parse_args(argv)
 
@@ -153,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             experiment.gradient_ablations = True
         if args.planning_runs:
             experiment.planning_runs = args.planning_runs
+        if args.no_videos:
+            experiment.data.use_videos = False
         max_minutes = args.max_minutes if args.max_minutes is not None else experiment.chunk_minutes
         driver = Driver(experiment, args.out, max_minutes or None)
         driver.say(

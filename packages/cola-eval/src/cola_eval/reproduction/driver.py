@@ -121,6 +121,7 @@ class Driver:
             frame_size=int(self.experiment.run.get("data", {}).get("frame_size", 64)),
             workers=min(2, os.cpu_count() or 1),
             progress=False,
+            use_videos=data.use_videos,
         )
 
     def branch(self, seed: int, name: str) -> Branch:
@@ -298,6 +299,8 @@ PLANNING_SWITCHES = ("planning_runs",)
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     kept = {k: v for k, v in config.items() if k not in (*ADD_ONLY_SWITCHES, *PLANNING_SWITCHES)}
+    if isinstance(kept.get("data"), dict):  # records from before data.use_videos existed stored videos
+        kept["data"] = {"use_videos": True, **kept["data"]}
     if isinstance(kept.get("eval"), dict):
         kept["eval"] = {k: v for k, v in kept["eval"].items() if k not in PLANNING_OPTIONS}
     return kept

@@ -45,11 +45,13 @@ class Schedule:
 
 @dataclass
 class Collection:
-    """``[data]``: the PushT episodes collected once into OUT/data/pusht."""
+    """``[data]``: the PushT episodes collected once into OUT/data/pusht; ``use_videos`` false stores their
+    frames as PNG images in the parquet rows (lossless, no PyAV needed: ``--no-videos``)."""
 
     episodes: int = 64
     episode_length: int = 120
     collect_seed: int = 0
+    use_videos: bool = True
 
 
 @dataclass

@@ -12,7 +12,8 @@ ENVIRONMENTS = ("pusht",)
 
 
 def add_collect_command(commands: argparse._SubParsersAction) -> None:
-    """Register `collect ENV --episodes N --out DIR [--seed S] [--episode-length L] [--workers W]`."""
+    """Register `collect ENV --episodes N --out DIR [--seed S] [--episode-length L] [--workers W]
+    [--explore P] [--no-videos]`."""
     parser = commands.add_parser(
         "collect",
         help="collect a dataset in a built-in environment",
@@ -29,6 +30,13 @@ def add_collect_command(commands: argparse._SubParsersAction) -> None:
         type=float,
         default=0.0,
         help="share of the pusher's plans that are random wanders instead of pushes (0-1; default 0)",
+    )
+    parser.add_argument(
+        "--no-videos",
+        dest="use_videos",
+        action="store_false",
+        help="store the frames as PNG images in the parquet rows instead of one mp4 per episode (needs no "
+        "PyAV to write or read)",
     )
     parser.set_defaults(func=run_collect)
 
@@ -51,6 +59,7 @@ def run_collect(args: argparse.Namespace) -> int:
             episode_length=episode_length,
             workers=args.workers,
             explore=args.explore,
+            use_videos=args.use_videos,
         )
     except ValueError as error:
         print(f"cola-train collect: {error}", file=sys.stderr)

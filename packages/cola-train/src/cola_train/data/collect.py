@@ -42,12 +42,14 @@ def collect_pusht(
     progress: bool = True,
     frame_size: int = FRAME_SIZE,
     explore: float = 0.0,
+    use_videos: bool = True,
 ) -> Path:
     """Collect `episodes` PushT episodes of `episode_length` frames with the scripted pusher into `out_dir`.
 
     `explore` is the share of the pusher's plans that are random wanders instead of pushes (see
-    `cola_train.data.pusht_policy`). Deterministic for a seed whatever `workers` is (default: one per CPU
-    core). Returns the dataset path.
+    `cola_train.data.pusht_policy`). Frames go to one lossless mp4 per episode, or with ``use_videos=False``
+    into the parquet rows as PNG images (no PyAV needed to write or read them). Deterministic for a seed
+    whatever `workers` is (default: one per CPU core). Returns the dataset path.
     """
     if episodes < 1 or episode_length < 2:
         raise ValueError(f"need episodes >= 1 and episode_length >= 2, got {episodes} and {episode_length}")
@@ -64,7 +66,9 @@ def collect_pusht(
     shutil.rmtree(staging, ignore_errors=True)  # a previous collection into `out` that was killed
     staging.mkdir()
     try:
-        _collect_into(staging, episodes, seed, episode_length, workers, progress, frame_size, explore)
+        _collect_into(
+            staging, episodes, seed, episode_length, workers, progress, frame_size, explore, use_videos
+        )
         os.replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -81,9 +85,10 @@ def _collect_into(
     progress: bool,
     frame_size: int,
     explore: float,
+    use_videos: bool,
 ) -> None:
     jobs = [
-        (out, index, *episode_seeds(seed, index), episode_length, frame_size, explore)
+        (out, index, *episode_seeds(seed, index), episode_length, frame_size, explore, use_videos)
         for index in range(episodes)
     ]
     workers = min(workers or os.cpu_count() or 1, episodes)
@@ -101,7 +106,7 @@ def _collect_into(
                 for record in pool.imap_unordered(_collect_episode, jobs):
                     records.append(record)
                     bar.update(episode_length)
-    write_meta(out, records, FPS, TASK, camera=DEFAULT_CAMERA)
+    write_meta(out, records, FPS, TASK, camera=DEFAULT_CAMERA, use_videos=use_videos)
 
 
 def _init_worker() -> None:
@@ -109,12 +114,12 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def _collect_episode(job: tuple[Path, int, int, int, int, int, float]) -> EpisodeRecord:
+def _collect_episode(job: tuple[Path, int, int, int, int, int, float, bool]) -> EpisodeRecord:
     global _worker_env
-    out, index, reset_seed, policy_seed, length, frame_size, explore = job
+    out, index, reset_seed, policy_seed, length, frame_size, explore, use_videos = job
     if _worker_env is None or _worker_env.observation_width != frame_size:
         _worker_env = make_pusht_env(frame_size)
     episode = rollout_pusht(
         reset_seed, policy_seed, length, index=index, frame_size=frame_size, env=_worker_env, explore=explore
     )
-    return write_episode_files(out, episode, FPS, first_index=index * length)
+    return write_episode_files(out, episode, FPS, first_index=index * length, use_videos=use_videos)

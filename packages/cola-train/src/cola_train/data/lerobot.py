@@ -8,6 +8,8 @@
     videos/chunk-000/<camera>/episode_000000.mp4           one video per episode and camera
 
 Written with pyarrow and PyAV, read back the same way, so existing LeRobot v2.x datasets load as they are.
+With ``use_videos=False`` the frames are PNG images in the parquet rows instead (LeRobot's "image" features,
+as ``LeRobotDataset.create(use_videos=False)`` writes them): lossless and readable without PyAV.
 """
 
 from __future__ import annotations
@@ -57,16 +59,18 @@ def write_lerobot(
     fps: float,
     task: str = "",
     camera: str = DEFAULT_CAMERA,
+    use_videos: bool = True,
 ) -> Path:
-    """Write `episodes` as a LeRobot v2.1 dataset at `root` (a new or empty directory)."""
+    """Write `episodes` as a LeRobot v2.1 dataset at `root` (a new or empty directory); frames as one mp4
+    per episode, or with ``use_videos=False`` as PNG images in the parquet rows."""
     root = prepare_output_dir(root)
     if not episodes:
         raise ValueError("write_lerobot needs at least one episode")
     records, first = [], 0
     for episode in episodes:
-        records.append(write_episode_files(root, episode, fps, first, camera))
+        records.append(write_episode_files(root, episode, fps, first, camera, use_videos))
         first += len(episode)
-    write_meta(root, records, fps, task, camera)
+    write_meta(root, records, fps, task, camera, use_videos)
     return root
 
 
@@ -85,9 +89,15 @@ def prepare_output_dir(root: str | Path) -> Path:
 
 
 def write_episode_files(
-    root: Path, episode: Episode, fps: float, first_index: int, camera: str = DEFAULT_CAMERA
+    root: Path,
+    episode: Episode,
+    fps: float,
+    first_index: int,
+    camera: str = DEFAULT_CAMERA,
+    use_videos: bool = True,
 ) -> EpisodeRecord:
-    """Write one episode's parquet rows and video; `first_index` is its first frame's dataset-wide index."""
+    """Write one episode's parquet rows and its video (or, with ``use_videos=False``, its frames as PNG
+    images in the rows); `first_index` is its first frame's dataset-wide index."""
     length, chunk = len(episode), episode.index // CHUNKS_SIZE
     frame_index = np.arange(length, dtype=np.int64)
     values = {
@@ -109,11 +119,16 @@ def write_episode_files(
         else pa.array(array)
         for key, array in values.items()
     }
+    if not use_videos:
+        columns[camera] = _png_column(episode.frames)
     data_path = root / DATA_PATH.format(episode_chunk=chunk, episode_index=episode.index)
     data_path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(columns), data_path)
-    video_path = root / VIDEO_PATH.format(episode_chunk=chunk, video_key=camera, episode_index=episode.index)
-    encode_video(video_path, episode.frames, fps)
+    if use_videos:
+        video_path = root / VIDEO_PATH.format(
+            episode_chunk=chunk, video_key=camera, episode_index=episode.index
+        )
+        encode_video(video_path, episode.frames, fps)
     return EpisodeRecord(
         index=episode.index,
         length=length,
@@ -127,8 +142,16 @@ def write_episode_files(
     )
 
 
-def write_meta(root: Path, records: Sequence[EpisodeRecord], fps: float, task: str, camera: str) -> None:
-    """Write meta/: info.json, episodes.jsonl, episodes_stats.jsonl and tasks.jsonl."""
+def write_meta(
+    root: Path,
+    records: Sequence[EpisodeRecord],
+    fps: float,
+    task: str,
+    camera: str,
+    use_videos: bool = True,
+) -> None:
+    """Write meta/: info.json, episodes.jsonl, episodes_stats.jsonl and tasks.jsonl; ``use_videos`` says
+    how :func:`write_episode_files` stored the frames."""
     records = sorted(records, key=lambda record: record.index)
     first = records[0]
     layouts = {(r.frame_shape, r.action_dim, r.state_dim) for r in records}
@@ -139,22 +162,19 @@ def write_meta(root: Path, records: Sequence[EpisodeRecord], fps: float, task: s
         )
     height, width = first.frame_shape
     scalar = {"shape": [1], "names": None}
+    image = {"shape": [height, width, 3], "names": ["height", "width", "channel"]}
+    video_info = {
+        "video.fps": float(fps),
+        "video.height": height,
+        "video.width": width,
+        "video.channels": 3,
+        "video.codec": CODEC,
+        "video.pix_fmt": PIXEL_FORMAT,
+        "video.is_depth_map": False,
+        "has_audio": False,
+    }
     features: dict[str, dict] = {
-        camera: {
-            "dtype": "video",
-            "shape": [height, width, 3],
-            "names": ["height", "width", "channel"],
-            "info": {
-                "video.fps": float(fps),
-                "video.height": height,
-                "video.width": width,
-                "video.channels": 3,
-                "video.codec": CODEC,
-                "video.pix_fmt": PIXEL_FORMAT,
-                "video.is_depth_map": False,
-                "has_audio": False,
-            },
-        },
+        camera: {"dtype": "video", **image, "info": video_info} if use_videos else {"dtype": "image", **image}
     }
     for key, columns, names in (
         (STATE_KEY, first.state_dim, first.state_names),
@@ -176,13 +196,13 @@ def write_meta(root: Path, records: Sequence[EpisodeRecord], fps: float, task: s
         "total_episodes": len(records),
         "total_frames": sum(record.length for record in records),
         "total_tasks": 1,
-        "total_videos": len(records),
+        "total_videos": len(records) if use_videos else 0,
         "total_chunks": max(record.index for record in records) // CHUNKS_SIZE + 1,
         "chunks_size": CHUNKS_SIZE,
         "fps": fps,
         "splits": {"train": f"0:{len(records)}"},
         "data_path": DATA_PATH,
-        "video_path": VIDEO_PATH,
+        "video_path": VIDEO_PATH if use_videos else None,
         "features": features,
     }
     meta = root / "meta"
@@ -198,6 +218,18 @@ def write_meta(root: Path, records: Sequence[EpisodeRecord], fps: float, task: s
     (meta / "episodes.jsonl").write_text("\n".join(episode_lines) + "\n")
     stats_lines = [json.dumps({"episode_index": record.index, "stats": record.stats}) for record in records]
     (meta / "episodes_stats.jsonl").write_text("\n".join(stats_lines) + "\n")
+
+
+def _png_column(frames: np.ndarray) -> pa.Array:
+    """uint8 [T, H, W, 3] frames as LeRobot's image cells: structs of PNG bytes and a (null) path."""
+    from PIL import Image
+
+    cells = []
+    for frame in frames:
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="PNG")
+        cells.append({"bytes": buffer.getvalue(), "path": None})
+    return pa.array(cells, type=pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
 
 
 def _episode_stats(frames: np.ndarray, camera: str, values: dict[str, np.ndarray]) -> dict:
@@ -374,8 +406,13 @@ def _check_info_fields(info: dict, path: Path) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise DatasetError(f"{path}: {key!r} must be an integer >= {low}, got {value!r}")
     for key in ("data_path", "video_path"):
-        if not isinstance(info.get(key, ""), str):
-            raise DatasetError(f"{path}: {key!r} must be a path template string, got {info[key]!r}")
+        value = info.get(key, "")
+        # LeRobot writes a null video_path for a dataset whose cameras are all images (use_videos=False).
+        videoless = key == "video_path" and value is None
+        if videoless and not any(f.get("dtype") == "video" for f in features.values()):
+            continue
+        if not isinstance(value, str):
+            raise DatasetError(f"{path}: {key!r} must be a path template string, got {value!r}")
 
 
 def _episode_records(root: Path, info: dict) -> list[dict]:

@@ -9,10 +9,9 @@ ffmpeg-based reader (LeRobot, torchcodec, PyAV) decodes it; a few hardware and b
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
-import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
 
 from cola_train.data.episode import DatasetError
 
@@ -20,10 +19,26 @@ CODEC = "h264"
 PIXEL_FORMAT = "yuv444p"
 
 
+def _pyav() -> ModuleType:
+    """PyAV, imported where a video is read or written: datasets that store frames as images (LeRobot's
+    "image" features; ``collect_pusht(..., use_videos=False)``) load and train without it."""
+    try:
+        import av
+        import av.video.reformatter
+    except ImportError as error:
+        raise ImportError(
+            f"reading or writing mp4 frames needs PyAV, which does not import here ({error}): "
+            "`pip install av`, or store frames as images (`cola-train collect pusht --no-videos`, "
+            "`collect_pusht(..., use_videos=False)`)"
+        ) from error
+    return av
+
+
 def encode_video(path: Path, frames: np.ndarray, fps: float) -> None:
     """Write uint8 [T, H, W, 3] frames to `path` as an h264 mp4."""
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
         raise ValueError(f"frames must be uint8 [T>0, H, W, 3], got {frames.dtype} {list(frames.shape)}")
+    av = _pyav()
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=round(fps))
@@ -40,13 +55,14 @@ def decode_video(path: Path, start: int = 0, stop: int | None = None) -> np.ndar
     """Frames [start, stop) (default: all) of the first video stream in `path` as uint8 [T, H, W, 3], fewer
     where the video ends first; DatasetError if unreadable or no frame is in the range."""
     fix = "the file is corrupt or truncated: re-create it (re-run the collection or re-download the dataset)"
+    av = _pyav()
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise DatasetError(f"{path} holds no video stream; {fix}")
             # One reformatter for the whole video keeps its cached colour converter; frame.to_ndarray(format=)
             # builds a fresh one per frame, five times slower on small frames, with the same pixels.
-            reformatter = VideoReformatter()
+            reformatter = av.video.reformatter.VideoReformatter()
             frames = []
             for number, frame in enumerate(container.decode(video=0)):
                 if stop is not None and number >= stop:
