@@ -4,7 +4,8 @@ The eval issue measured 93% for the oracle with the block-pose cost (CEM, horizo
 iterations, execute 2, 30 pairs). COLA_BENCH_ORACLE picks the size: `smoke` (the default, seconds, for CI:
 12 short episodes, 2 pairs, a small search) or `full` (the issue's protocol on the reproduction's data: 64
 episodes of 120 frames collected with seed 0, 30 pairs from the held-out episodes; about 7 minutes on one
-core).
+core). COLA_BENCH_ORACLE_WORKERS=N plans N pairs at once in CPU processes (`evaluate_planning(workers=)`;
+the same records, the wall time divided by up to N).
 
     COLA_BENCH_ORACLE=full uv run pytest benchmarks/bench_oracle_planning.py -s --benchmark-disable
 """
@@ -16,6 +17,7 @@ from cola_eval.planning import PlanningConfig, evaluate_planning
 from cola_train.data import collect_pusht, load_episodes, split_of
 
 SIZE = os.environ.get("COLA_BENCH_ORACLE", "smoke")
+WORKERS = int(os.environ.get("COLA_BENCH_ORACLE_WORKERS", "1"))
 SIZES = {
     "smoke": dict(
         episodes=12,
@@ -41,7 +43,13 @@ def _planning_success(tmp_path) -> dict[str, dict]:
     for model in ("oracle", "random"):
         started = time.perf_counter()
         result = evaluate_planning(
-            held_out, model, "state_pose", config=size["config"], num_pairs=size["pairs"], seed=0
+            held_out,
+            model,
+            "state_pose",
+            config=size["config"],
+            num_pairs=size["pairs"],
+            seed=0,
+            workers=WORKERS,
         )
         result["wall_s"] = time.perf_counter() - started
         results[model] = result
@@ -53,6 +61,7 @@ def test_oracle_planning_success(benchmark, tmp_path):
     for model, result in results.items():
         print(
             f"\n{model} planning ({SIZE}, {result['num_pairs']} pairs, {result['method']}): success "
-            f"{result['success']:.2f}, strict {result['success_strict']:.2f}, {result['wall_s']:.0f} s"
+            f"{result['success']:.2f}, strict {result['success_strict']:.2f}, {result['wall_s']:.0f} s on "
+            f"{WORKERS} process(es)"
         )
     assert results["oracle"]["success"] >= results["random"]["success"], results

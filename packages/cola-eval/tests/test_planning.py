@@ -156,6 +156,26 @@ def test_oracle_solves_easy_goals_and_beats_random(episodes):
     assert [p["start"] for p in oracle["pairs"]] == [p.start for p in pairs]
 
 
+@pytest.mark.parametrize("model", ["oracle", "random"])
+def test_pairs_planned_in_parallel_processes_match_one_process(episodes, model):
+    pairs = make_pairs(episodes, 3, goal_offset=EASY.goal_offset, seed=2)
+    cost = "state_pose" if model == "oracle" else "block_pose"
+    serial = evaluate_planning(episodes, model, cost, config=EASY, pairs=pairs)
+    parallel = evaluate_planning(episodes, model, cost, config=EASY, pairs=pairs, workers=2)
+    timing = ("seconds_per_mpc_step",)
+    assert {k: v for k, v in parallel.items() if k not in timing} == {
+        k: v for k, v in serial.items() if k not in timing
+    }
+    assert (parallel["seconds_per_mpc_step"] is None) == (model == "random")
+
+
+def test_a_world_model_plans_in_one_process(episodes):
+    with pytest.raises(ValueError, match="workers=1"):
+        evaluate_planning(episodes, WorldModel(*tiny_world_model()), "pixel_mse", config=EASY, workers=2)
+    with pytest.raises(ValueError, match="positive integer"):
+        evaluate_planning(episodes, "oracle", "state_pose", config=EASY, workers=0)
+
+
 def test_oracle_with_pixel_cost_and_mppi_runs(episodes):
     config = PlanningConfig(
         method="mppi", horizon=4, samples=8, iterations=1, budget=4, goal_offset=6, execute_steps=2

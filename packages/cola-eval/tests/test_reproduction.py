@@ -488,3 +488,30 @@ def test_smoke_run_is_killed_then_resumes_to_complete_results(tmp_path):
         "copy/agent_error" in evaluation["metrics"] and evaluation["metrics"]["copy/action_recovery"] is None
     )
     assert "not a world-model rollout" in evaluation["unavailable"]["copy/action_recovery"]
+    _check_merging_per_seed_parts(out, tmp_path)
+
+
+def _check_merging_per_seed_parts(out: Path, tmp_path: Path) -> None:
+    """Two folders that each ran one seed (as one GPU call per seed does) merge into one summary over both,
+    without their weights; parts of another experiment, or repeating a seed, are refused."""
+    import shutil
+
+    from cola_eval.reproduction.merge import main as merge_main
+
+    second = tmp_path / "seed1-part"
+    shutil.copytree(out, second, ignore=shutil.ignore_patterns("data", "models", "checkpoints"))
+    (second / "runs" / "seed0").rename(second / "runs" / "seed1")
+    record = json.loads((second / "experiment.json").read_text())
+    record["config"]["seeds"] = [1]
+    (second / "experiment.json").write_text(json.dumps(record))
+
+    merged = tmp_path / "merged"
+    assert merge_main(["--size", "smoke", "--out", str(merged), str(out), str(second)]) == 0
+    assert not list(merged.rglob("*.safetensors")) and not (merged / "data").exists()
+    assert json.loads((merged / "experiment.json").read_text())["config"]["seeds"] == [0, 1]
+    results = json.loads((merged / "results.json").read_text())
+    assert results["stats"]["two-stage"]["inferred/psnr"]["n"] == 2
+    assert "## Gradient-path ablations" in (merged / "results.md").read_text()
+    assert merge_main(["--size", "smoke", "--out", str(tmp_path / "twice"), str(out), str(out)]) == 2
+    assert merge_main(["--size", "smoke", "--no-videos", "--out", str(tmp_path / "other"), str(out)]) == 2
+    assert merge_main(["--size", "smoke", "--out", str(merged), str(out)]) == 2  # not empty

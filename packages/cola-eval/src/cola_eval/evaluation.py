@@ -96,7 +96,10 @@ class PlanningSetup:
     readout: Any
     pairs: list[Any]
 
-    def plan(self, episodes: list[Any], model: Any, seed: int, cost: str | None = None) -> dict[str, Any]:
+    def plan(
+        self, episodes: list[Any], model: Any, seed: int, cost: str | None = None, workers: int = 1
+    ) -> dict[str, Any]:
+        """``workers``: pairs planned at once in CPU processes (the oracle and the random policy only)."""
         from cola_eval.planning import evaluate_planning
 
         return evaluate_planning(
@@ -107,6 +110,7 @@ class PlanningSetup:
             config=self.config,
             pairs=self.pairs,
             seed=seed,
+            workers=workers,
         )
 
 

@@ -8,9 +8,11 @@ state. An episode runs until the strict rule holds or the budget is spent, so bo
 runs.
 """
 
+import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,6 +89,49 @@ def make_cost_fn(
     return cost_fn
 
 
+PairJob = tuple[PlanningPair, int]
+PlanContext = tuple[Sequence[Episode], Any, Any, PlanningConfig]
+# What a forked planning process plans with: set before the fork, so the episodes are not pickled.
+_forked_context: PlanContext | None = None
+
+
+def _plan_pair(job: PairJob, context: PlanContext) -> tuple[dict, list[float]]:
+    episodes, model, cost, config = context
+    pair, pair_seed = job
+    step_seconds: list[float] = []
+    record = run_pair(episodes[pair.episode], pair, model, cost, config, pair_seed, step_seconds)
+    return record, step_seconds
+
+
+def _plan_pair_in_fork(job: PairJob) -> tuple[dict, list[float]]:
+    assert _forked_context is not None
+    return _plan_pair(job, _forked_context)
+
+
+def _one_torch_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def _plan_pairs_in_processes(
+    jobs: list[PairJob], context: PlanContext, workers: int, bar: tqdm
+) -> list[tuple[dict, list[float]]]:
+    global _forked_context
+    if "fork" not in multiprocessing.get_all_start_methods():
+        raise ValueError(
+            "planning pairs in parallel needs fork processes, which this platform lacks: workers=1"
+        )
+    _forked_context = context
+    try:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_one_torch_thread) as pool:
+            outcomes = []
+            for outcome in pool.imap(_plan_pair_in_fork, jobs):
+                outcomes.append(outcome)
+                bar.update()
+    finally:
+        _forked_context = None
+    return outcomes
+
+
 def run_pair(
     episode: Episode,
     pair: PlanningPair,
@@ -150,6 +195,7 @@ def evaluate_planning(
     seed: int = 0,
     pairs: Sequence[PlanningPair] | None = None,
     progress: bool = False,
+    workers: int = 1,
 ) -> dict:
     """Success rates of one planner over a fixed, seeded set of start/goal pairs from held-out ``episodes``.
 
@@ -159,8 +205,15 @@ def evaluate_planning(
     ``make_pairs(episodes, num_pairs, config.goal_offset, seed)``, so runs with the same episodes, count and
     seed share their pairs. Returns ``success`` and ``success_strict`` rates, ``num_pairs``,
     ``seconds_per_mpc_step`` (None for the random policy), mean final errors and one record per pair.
+
+    ``workers`` > 1 plans that many pairs at once in forked processes of one torch thread each, for the
+    oracle and the random policy (their rollouts are the simulator's, on the CPU); each pair has its own
+    seed, so the records are those of one process. A world model plans its pairs one after the other on its
+    own device.
     """
     config = config or PlanningConfig()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     if len(episodes) == 0:
         raise ValueError(
             "the planning evaluation set is empty: pass held-out PushT episodes (load_episodes(...))."
@@ -181,19 +234,24 @@ def evaluate_planning(
             "episodes have "
             f"{frame_size}px frames; train it on this dataset."
         )
-    step_seconds: list[float] = []
-    records = [
-        run_pair(
-            episodes[pair.episode],
-            pair,
-            planner_model,
-            planner_cost,
-            config,
-            seed * 100_003 + i,
-            step_seconds,
+    if workers > 1 and isinstance(planner_model, WorldModel):
+        raise ValueError(
+            "workers > 1 plans pairs in parallel CPU processes, for the oracle and the random policy only; "
+            "a world model plans on its own device: use workers=1"
         )
-        for i, pair in enumerate(tqdm(pairs, desc="planning", disable=not progress))
-    ]
+    jobs = [(pair, seed * 100_003 + i) for i, pair in enumerate(pairs)]
+    context = (episodes, planner_model, planner_cost, config)
+    bar = tqdm(total=len(jobs), desc="planning", disable=not progress)
+    with bar:
+        if workers == 1 or len(jobs) == 1:
+            outcomes = []
+            for job in jobs:
+                outcomes.append(_plan_pair(job, context))
+                bar.update()
+        else:
+            outcomes = _plan_pairs_in_processes(jobs, context, min(workers, len(jobs)), bar)
+    records = [record for record, _ in outcomes]
+    step_seconds = [seconds for _, steps in outcomes for seconds in steps]
     reached = [r["steps_to_success"] for r in records if r["steps_to_success"] is not None]
     return {
         "model": "random" if planner_model is None else planner_model.name,

@@ -3,6 +3,9 @@ two-stage, planning.
 
     uv run python benchmarks/reproduce.py --size cpu --out benchmarks/results/reproduce-cpu --workers 2
     uv run python -m cola_eval.reproduction --size gpu --out DIR   # resumable chunks: rerun until done
+    # or one seed per call (--seeds N) where weights cannot outlive a call, then, from the folders without
+    # their weights: python -m cola_eval.reproduction.merge --size gpu --out DIR PART...
+    # (docs/gpu-runbook.md)
     # then, as a second call on the same folder: only the gradient-path ablations, their evaluations and
     # the planning of the four methods (the cpu size plans in this call only, to keep each within 90 min)
     uv run python benchmarks/reproduce.py --size cpu --out benchmarks/results/reproduce-cpu --workers 2 \

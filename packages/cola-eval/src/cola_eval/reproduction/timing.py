@@ -199,7 +199,10 @@ def estimate_remaining(
     plan_run = adapter + mpc_steps * iterations * evaluation.get("wm_predict", 0.0)
     reference = 0.0
     if "wm_predict" in evaluation:
-        reference = mpc_steps * iterations * evaluation["oracle_predict"] * repeat
+        # The reference plans as many pairs at once as the job has torch threads (SharedEvaluation); this
+        # process runs at a worker's thread count.
+        processes = max(1, min(pairs, torch.get_num_threads()))
+        reference = mpc_steps * iterations * evaluation["oracle_predict"] * repeat / processes
         if not (driver.out / "shared" / "readout" / "model.safetensors").exists():
             reference += settings.readout_steps * evaluation["readout_step"]
 
