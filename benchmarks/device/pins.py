@@ -20,6 +20,28 @@ MISSING_ON_DEVICE = (
     "cffi",
     "pycparser",
 )
+# The modules CoLA's packages import, by where a GPU machine gets them (benchmarks/test_device_kit.py holds
+# every third-party import of packages/*/src to this list, so a new dependency cannot silently break it).
+ON_DEVICE_IMAGE = (
+    "torch",
+    "triton",
+    "numpy",
+    "einops",
+    "safetensors",
+    "huggingface_hub",
+    "pyarrow",
+    "h5py",
+    "yaml",
+    "tqdm",
+    "PIL",
+    "matplotlib",
+    "cv2",
+    "hypothesis",
+    "pytest",
+    "pip",
+)
+CARRIED_AS_WHEELS = ("gym_pusht", "gymnasium", "pygame", "pymunk", "shapely")
+NOT_ON_DEVICE = ("av",)  # PyAV: imported only where an mp4 is read or written; the device uses --no-videos
 
 
 def pins(lock: Path) -> list[str]:
