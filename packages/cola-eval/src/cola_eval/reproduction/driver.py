@@ -119,8 +119,7 @@ class Driver:
             seed=data.collect_seed,
             episode_length=data.episode_length,
             frame_size=int(self.experiment.run.get("data", {}).get("frame_size", 64)),
-            workers=min(2, os.cpu_count() or 1),
-            progress=False,
+            progress=False,  # one collecting process per core: nothing else runs yet
             use_videos=data.use_videos,
         )
 
