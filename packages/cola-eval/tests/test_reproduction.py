@@ -226,6 +226,19 @@ def test_frames_stored_as_images_are_a_data_setting_that_old_folders_match(tmp_p
         driver.prepare()
 
 
+def test_no_videos_flag_collects_png_frames_and_records_it(tmp_path, monkeypatch):
+    pytest.importorskip("gym_pusht")  # collects PushT
+    from cola_eval.reproduction.cli import main
+
+    monkeypatch.setenv("COLA_WEIGHTS_DIR", str(tmp_path / "no-metric-weights"))
+    out = tmp_path / "smoke"
+    assert main(["--size", "smoke", "--out", str(out), "--no-videos", "--estimate-only"]) == 0
+    assert json.loads((out / "experiment.json").read_text())["config"]["data"]["use_videos"] is False
+    info = json.loads((out / "data" / "pusht" / "meta" / "info.json").read_text())
+    assert info["features"]["observation.image"]["dtype"] == "image"
+    assert main(["--size", "smoke", "--out", str(out), "--estimate-only"]) == 2  # the folder's data differ
+
+
 def _chain() -> list[Job]:
     return [
         Job("train", 0, "pretrain"),
