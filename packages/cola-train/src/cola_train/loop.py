@@ -126,11 +126,7 @@ def start_stage(session: Session, name: str) -> Stage:
         "decoder": config.optim.lr_decoder,
     }
     micro, shards_per_rank = shard_layout(config, context)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if context.device.type == "cuda" and config.train.bf16
-        else contextlib.nullcontext()
-    )
+    autocast = mixed_precision(context.device, config.train.bf16)
     return Stage(
         session=session,
         plan=plan,
@@ -144,6 +140,14 @@ def start_stage(session: Session, name: str) -> Stage:
         autocast=autocast,
         adaptive=AdaptiveWarmup(config, name),
     )
+
+
+def mixed_precision(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
+    """The forward passes' autocast: bf16 on CUDA when ``train.bf16``; none on the CPU, where bf16 autocast
+    ran the quickstart's steps 12x slower (docs/decisions.md, CPU training)."""
+    if device.type == "cuda" and bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def train_step(stage: Stage, step: int) -> StepResult:
