@@ -93,6 +93,12 @@ def main() -> None:
         "--sampling-start", type=float, nargs="+", default=[1.0], help="values of sample's sampling_start"
     )
     parser.add_argument("--picture", default=None, help="PNG path (default: denoiser_probe_NAME.png)")
+    parser.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="where the model trains and samples (default: cuda where there is one); the CPU runs draw the "
+        "same numbers as before this option existed",
+    )
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
@@ -110,9 +116,12 @@ def main() -> None:
     config = DiTConfig.preset(
         "tiny", frame_size=size, patch_size=args.patch, num_frames=2, prediction=args.prediction, **widths
     )
-    model = ActionConditionedDiT(config)
+    device = torch.device(args.device)
+    model = ActionConditionedDiT(config).to(device)
     optimizer = torch.optim.AdamW(model.backbone_parameters(), lr=args.lr, weight_decay=args.weight_decay)
     generator = torch.Generator().manual_seed(args.seed)
+    # On the CPU one generator draws the batches and the loss's noise, as the committed results were drawn.
+    noise_generator = generator if device.type == "cpu" else torch.Generator(device).manual_seed(args.seed)
     pool = spread_indices(len(train), args.train_pairs or len(train))
     start = time.time()
     for step in range(args.steps):
@@ -121,8 +130,10 @@ def main() -> None:
         for group in optimizer.param_groups:
             group["lr"] = args.lr * factor
         picks = torch.randint(len(pool), (args.batch,), generator=generator)
-        video = area_resize(torch.stack([train[pool[int(i)]]["video"] for i in picks]), size)
-        loss = flow_matching_loss(model, video, None, 1, "uniform", generator, None, args.motion, args.shift)
+        video = area_resize(torch.stack([train[pool[int(i)]]["video"] for i in picks]), size).to(device)
+        loss = flow_matching_loss(
+            model, video, None, 1, "uniform", noise_generator, None, args.motion, args.shift
+        )
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -149,15 +160,18 @@ def score(
     from PIL import Image
 
     result = {"pairs": len(clips)}
+    device = next(model.parameters()).device
     video = area_resize(torch.stack([clip["video"] for clip in clips]), size)
-    noise = torch.randn(video.shape, generator=torch.Generator().manual_seed(1))
+    noise = torch.randn(video.shape, generator=torch.Generator().manual_seed(1)).to(device)
+    video = video.to(device)
     # The scene that should be copied (pixels where the true next frame equals the context) and the rest.
     static = ~moving_mask(video[:, 0], video[:, 1])[:, None].expand_as(video[:, 1])
     implied = {}
     with torch.no_grad():
         for t in (0.05, 0.2, 0.5, 1.0):
             x_t = torch.cat([video[:, :1], (1 - t) * video[:, 1:] + t * noise[:, 1:]], dim=1)
-            velocity = predict_velocity(model, x_t, torch.full((len(clips),), t), None, 1)[:, 1:]
+            times = torch.full((len(clips),), t, device=device)
+            velocity = predict_velocity(model, x_t, times, None, 1)[:, 1:]
             implied[t] = x_t[:, 1] - t * velocity[:, 0]
             error = (implied[t] - video[:, 1]).pow(2)
             result[f"x0@{t}"] = round(float(error.mean()), 5)
@@ -178,7 +192,7 @@ def score(
                 None,
                 num_frames=2,
                 steps=args.sample_steps,
-                generator=torch.Generator().manual_seed(2),
+                generator=torch.Generator(device).manual_seed(2),
                 sampling_start=start,
             )
         error = (rollout[:, 1] - video[:, 1]).pow(2)
@@ -201,7 +215,7 @@ def score(
     side = video.shape[-1]
     pixels = ((grid.clamp(-1, 1) + 1) * 127.5).byte().permute(1, 3, 0, 4, 2)
     pixels = pixels.reshape(len(rows) * side, len(grid) * side, 3)
-    Image.fromarray(pixels.numpy()).save(picture)
+    Image.fromarray(pixels.cpu().numpy()).save(picture)
     return result
 
 
