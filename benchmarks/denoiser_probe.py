@@ -58,6 +58,9 @@ def area_resize(frames: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(flat, size=(size, size), mode="area").reshape(*frames.shape[:-2], size, size)
 
 
+TIMED_STEPS = 100  # steps timed before --train-seconds sets the step count
+
+
 def pooled_block_area(pred: torch.Tensor, real: torch.Tensor) -> float:
     """Block-coloured pixels of all ``pred`` frames over those of all ``real`` frames [N, 3, H, W] (a ratio
     of totals: a frame whose block is mostly hidden weighs little)."""
@@ -94,6 +97,13 @@ def main() -> None:
     )
     parser.add_argument("--picture", default=None, help="PNG path (default: denoiser_probe_NAME.png)")
     parser.add_argument(
+        "--train-seconds",
+        type=float,
+        default=None,
+        help="fit the training into this many seconds: after 100 timed steps the step count (and with it the "
+        "cosine schedule) is cut to what fits, at most --steps; the JSON line's `steps` says how many ran",
+    )
+    parser.add_argument(
         "--device",
         default="cuda" if torch.cuda.is_available() else "cpu",
         help="where the model trains and samples (default: cuda where there is one); the CPU runs draw the "
@@ -124,9 +134,16 @@ def main() -> None:
     noise_generator = generator if device.type == "cpu" else torch.Generator(device).manual_seed(args.seed)
     pool = spread_indices(len(train), args.train_pairs or len(train))
     start = time.time()
-    for step in range(args.steps):
+    steps, step = args.steps, 0
+    while step < steps:
+        if args.train_seconds and step == TIMED_STEPS:
+            if device.type == "cuda":
+                torch.cuda.synchronize()  # time the steps the GPU ran, not the ones queued for it
+            # The schedule has barely left its peak here (cosine of 100 steps in thousands), so cutting its
+            # length now anneals the shorter run as if it had been asked for.
+            steps = max(step, min(steps, int(args.train_seconds * step / (time.time() - start))))
         # The quickstart's schedule: 50 linear warm-up steps, cosine to 0.1.
-        factor = min(1.0, (step + 1) / 50) * (0.1 + 0.45 * (1 + math.cos(math.pi * step / args.steps)))
+        factor = min(1.0, (step + 1) / 50) * (0.1 + 0.45 * (1 + math.cos(math.pi * step / steps)))
         for group in optimizer.param_groups:
             group["lr"] = args.lr * factor
         picks = torch.randint(len(pool), (args.batch,), generator=generator)
@@ -138,7 +155,9 @@ def main() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        step += 1
     result = {"name": args.name, "train_s": round(time.time() - start), "train_pairs": len(pool)}
+    result["steps"] = steps
     result["train_episodes"] = len({int(train[i]["episode"]) for i in pool})
     model.eval()
     picture = Path(args.picture or f"denoiser_probe_{args.name}.png")

@@ -1,5 +1,6 @@
 """benchmarks/denoiser_probe.py: the frame averaging its resolution arms and its scores rely on."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -35,3 +36,24 @@ def test_pooled_block_area_is_a_ratio_of_totals() -> None:
     assert pooled_block_area(real, real) == 1.0
     assert pooled_block_area(torch.stack([half, block]), real) == 0.75
     assert pooled_block_area(torch.stack([white, white]), real) == 0.0
+
+
+def test_train_seconds_cuts_the_steps_to_the_budget_and_the_line_says_so(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    pytest.importorskip("gym_pusht")  # collects PushT
+    import denoiser_probe
+    from cola_train.data import collect_pusht
+
+    data = collect_pusht(
+        tmp_path / "pusht", 5, seed=0, episode_length=30, frame_size=32, progress=False, use_videos=False
+    )
+    argv = ["denoiser_probe.py", str(data), "--name", "budget", "--steps", "400", "--batch", "2"]
+    argv += ["--patch", "4", "--train-seconds", "0.001", "--device", "cpu", "--sample-steps", "2"]
+    argv += ["--train-pairs", "8", "--picture", str(tmp_path / "probe.png")]
+    monkeypatch.setattr(sys, "argv", argv)
+    denoiser_probe.main()
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["steps"] == denoiser_probe.TIMED_STEPS  # the budget was spent before the timing ended
+    assert line["train_pairs"] == 8 and "held_out" in line and "trained" in line
+    assert (tmp_path / "probe.png").is_file() and (tmp_path / "probe_trained.png").is_file()
