@@ -4,8 +4,9 @@ The eval issue measured 93% for the oracle with the block-pose cost (CEM, horizo
 iterations, execute 2, 30 pairs). COLA_BENCH_ORACLE picks the size: `smoke` (the default, seconds, for CI:
 12 short episodes, 2 pairs, a small search) or `full` (the issue's protocol on the reproduction's data: 64
 episodes of 120 frames collected with seed 0, 30 pairs from the held-out episodes; about 7 minutes on one
-core). COLA_BENCH_ORACLE_WORKERS=N plans N pairs at once in CPU processes (`evaluate_planning(workers=)`;
-the same records, the wall time divided by up to N).
+core), or `gpu-search` (the `gpu` reproduction size's search, each action held 5 env steps, on 4 of those
+held-out pairs: the per-process cost of its oracle reference). COLA_BENCH_ORACLE_WORKERS=N plans N pairs at
+once in CPU processes (`evaluate_planning(workers=)`; the same records, the wall time divided by up to N).
 
     COLA_BENCH_ORACLE=full uv run pytest benchmarks/bench_oracle_planning.py -s --benchmark-disable
 """
@@ -26,6 +27,9 @@ SIZES = {
         config=PlanningConfig(horizon=4, samples=16, iterations=1, budget=8, goal_offset=8),
     ),
     "full": dict(episodes=64, episode_length=120, pairs=30, config=PlanningConfig.preset("full")),
+    "gpu-search": dict(
+        episodes=64, episode_length=120, pairs=4, config=PlanningConfig.preset("full", action_repeat=5)
+    ),
 }
 if SIZE not in SIZES:
     raise ValueError(f"COLA_BENCH_ORACLE must be one of {sorted(SIZES)}, got {SIZE!r}")

@@ -1,9 +1,9 @@
 """Print ``name==version`` (uv.lock's pin) for each package the GPU machines' image lacks, one per line.
 
 Read by benchmarks/device/prepare.sh. The list is what CoLA imports (through the PushT simulator included)
-minus the image's packages (/work/.library/device/KINDS.md: torch, triton, numpy, einops, safetensors,
-huggingface-hub, pyarrow, h5py, pyyaml, tqdm, pillow, matplotlib, opencv, hypothesis, pytest-benchmark are
-there) and minus PyAV (see prepare.sh).
+minus the image's packages (as the device tool's notes, KINDS.md, list them: torch, triton, numpy, einops,
+safetensors, huggingface-hub, pyarrow, h5py, pyyaml, tqdm, pillow, matplotlib, opencv, hypothesis,
+pytest-benchmark are there) and minus PyAV (see prepare.sh).
 """
 
 import sys
