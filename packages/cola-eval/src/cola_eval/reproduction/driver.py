@@ -67,7 +67,7 @@ class Driver:
 
     @staticmethod
     def mark_done(path: Path, info: dict[str, Any]) -> None:
-        _write_json(path / "DONE", info)
+        write_json(path / "DONE", info)
 
     def episodes(self) -> list[Any]:
         """The collected PushT episodes, loaded once per process."""
@@ -90,18 +90,18 @@ class Driver:
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / ".gitignore").write_text(OUT_GITIGNORE)
         record = self.out / "experiment.json"
-        current = {"size": self.experiment.size, "config": _experiment_dict(self.experiment)}
+        current = {"size": self.experiment.size, "config": experiment_record(self.experiment)}
         if record.exists():
             saved = json.loads(record.read_text())
-            if _comparable(saved.get("config") or {}) != _comparable(current["config"]):
+            if comparable_config(saved.get("config") or {}) != comparable_config(current["config"]):
                 raise ValueError(
                     f"{self.out} holds an experiment with another configuration ({saved.get('size')}); "
                     "use a new --out or the same --size and --seeds"
                 )
             if saved["config"] != current["config"]:  # runs were added: record what this call plans
-                _write_json(record, {**saved, "config": current["config"]})
+                write_json(record, {**saved, "config": current["config"]})
         else:
-            _write_json(record, {**current, "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M")})
+            write_json(record, {**current, "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M")})
         self.collect_data()
 
     def collect_data(self) -> None:
@@ -181,7 +181,7 @@ class Driver:
         started = time.perf_counter()
         result = self.shared().evaluate(self.run_dir(seed, name))
         result.update(seed=seed, run=name, seconds=time.perf_counter() - started)
-        _write_json(target, result)
+        write_json(target, result)
         self.say(f"seed {seed}: {name} evaluated in {result['seconds']:.0f} s: " + _headline(result))
 
     def plan(self, seed: int, name: str) -> None:
@@ -193,7 +193,7 @@ class Driver:
         started = time.perf_counter()
         result = self.shared().plan(self.run_dir(seed, name))
         result.update(seed=seed, run=name, seconds=time.perf_counter() - started)
-        _write_json(target, result)
+        write_json(target, result)
         step = result["planning"]["seconds_per_mpc_step"]
         self.say(
             f"seed {seed}: {name} planned in {result['seconds']:.0f} s: success "
@@ -241,7 +241,7 @@ class Driver:
         estimate = estimate_remaining(self, self.say, earlier, workers)
         if earlier is not None:
             estimate["per_step_seconds"] = earlier["per_step_seconds"]  # all stage kinds, for later calls
-        _write_json(record, {**estimate, "device": str(self.device), "threads": threads})
+        write_json(record, {**estimate, "device": str(self.device), "threads": threads})
         if estimate_only:
             return False
         pool = (
@@ -296,7 +296,7 @@ ADD_ONLY_SWITCHES = ("gradient_ablations",)
 PLANNING_SWITCHES = ("planning_runs",)
 
 
-def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
     kept = {k: v for k, v in config.items() if k not in (*ADD_ONLY_SWITCHES, *PLANNING_SWITCHES)}
     if isinstance(kept.get("data"), dict):  # records from before data.use_videos existed stored videos
         kept["data"] = {"use_videos": True, **kept["data"]}
@@ -305,7 +305,7 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def _experiment_dict(experiment: Experiment) -> dict[str, Any]:
+def experiment_record(experiment: Experiment) -> dict[str, Any]:
     from dataclasses import asdict
 
     values = asdict(experiment)
@@ -313,7 +313,7 @@ def _experiment_dict(experiment: Experiment) -> dict[str, Any]:
     return values
 
 
-def _write_json(path: Path, values: Any) -> None:
+def write_json(path: Path, values: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     with os.fdopen(handle, "w") as file:

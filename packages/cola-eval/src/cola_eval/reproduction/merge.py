@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cola_eval.reproduction.driver import Driver, _comparable, _experiment_dict, _write_json
+from cola_eval.reproduction.driver import Driver, comparable_config, experiment_record, write_json
 from cola_eval.reproduction.plan import SIZES, Experiment, methods, size_config
 
 HEAVY = ("data", "models", "checkpoints", "tensorboard")
@@ -36,7 +36,7 @@ def merge(experiment: Experiment, out: Path, parts: list[Path]) -> list[Path]:
         if not record.is_file():
             raise ValueError(f"{part} holds no experiment.json: it is not a reproduction results folder")
         records.append(json.loads(record.read_text()))
-    expected = _without_seeds(_experiment_dict(experiment))
+    expected = _without_seeds(experiment_record(experiment))
     seeds: list[int] = []
     for part, record in zip(parts, records, strict=True):
         if _without_seeds(record["config"]) != expected:
@@ -62,11 +62,11 @@ def merge(experiment: Experiment, out: Path, parts: list[Path]) -> list[Path]:
     if reference.is_file():
         (out / "shared").mkdir(parents=True, exist_ok=True)
         shutil.copy2(reference, out / "shared" / reference.name)
-    _write_json(
+    write_json(
         out / "experiment.json",
         {
             "size": experiment.size,
-            "config": _experiment_dict(experiment),
+            "config": experiment_record(experiment),
             "machine": records[0].get("machine", {}),
             "started": records[0].get("started"),
             "merged": {"at": time.strftime("%Y-%m-%d %H:%M"), "parts": [str(p) for p in parts]},
@@ -80,7 +80,7 @@ def merge(experiment: Experiment, out: Path, parts: list[Path]) -> list[Path]:
 
 def _without_seeds(config: dict[str, Any]) -> dict[str, Any]:
     as_recorded = json.loads(json.dumps(config, default=str))  # tuples and paths as experiment.json has them
-    return {k: v for k, v in _comparable(as_recorded).items() if k != "seeds"}
+    return {k: v for k, v in comparable_config(as_recorded).items() if k != "seeds"}
 
 
 def main(argv: list[str] | None = None) -> int:
